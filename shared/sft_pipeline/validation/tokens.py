@@ -70,35 +70,31 @@ def get_encoding(name: EncodingName) -> tiktoken.Encoding:
 
 
 class TokenCounter:
-    """Counts tokens of many strings at once, on every core, remembering frequent strings.
+    """Counts tokens of many strings, remembering frequent ones.
 
     Fine-tuning files repeat the same system prompt and tool definitions on every
-    line; counting them once saves most of the work. The memo is bounded.
+    line; counting them once saves much of the work. The memo is bounded.
     """
 
-    def __init__(self, encoding: EncodingName, *, memo_size: int = 4096, threads: int = 2) -> None:
+    def __init__(self, encoding: EncodingName, *, memo_size: int = 4096) -> None:
         self.encoding_name: EncodingName = encoding
-        self._encoding = get_encoding(encoding)
+        self._encode = get_encoding(encoding).encode_ordinary
         self._memo: dict[str, int] = {}
         self._memo_size = memo_size
-        self._threads = threads
 
     def count(self, text: str) -> int:
         return self.count_many([text])[0]
 
     def count_many(self, texts: Sequence[str]) -> list[int]:
         memo = self._memo
-        pending: dict[str, int] = {}
+        encode = self._encode
+        counts: list[int] = []
         for text in texts:
-            if text not in memo and text not in pending:
-                pending[text] = 0
-        if pending:
-            todo = list(pending)
-            encoded = self._encoding.encode_ordinary_batch(todo, num_threads=self._threads)
-            if len(memo) + len(todo) > self._memo_size:
-                memo.clear()
-            for text, tokens in zip(todo, encoded, strict=True):
-                pending[text] = len(tokens)
-            if len(todo) <= self._memo_size:
-                memo.update(pending)
-        return [memo[t] if t in memo else pending[t] for t in texts]
+            known = memo.get(text)
+            if known is None:
+                known = len(encode(text))
+                if len(memo) >= self._memo_size:
+                    memo.clear()
+                memo[text] = known
+            counts.append(known)
+        return counts

@@ -1,0 +1,36 @@
+"""Reading training files from S3 as streams (never the whole object in memory)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sft_pipeline.validation.reader import BinaryReadable
+from sft_pipeline.validation.validator import DataSource
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """Split ``s3://bucket/key`` into bucket and key; ValueError if it is not one."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an S3 URI: {uri}")
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    if not bucket or not key:
+        raise ValueError(f"an S3 URI needs a bucket and a key: {uri}")
+    return bucket, key
+
+
+def s3_source(client: Any, bucket: str, key: str, version_id: str | None = None) -> DataSource:
+    """A DataSource over one S3 object version; raises the client's error if it is missing."""
+    version = {"VersionId": version_id} if version_id else {}
+    head = client.head_object(Bucket=bucket, Key=key, **version)
+
+    @contextmanager
+    def opener() -> Iterator[BinaryReadable]:
+        body = client.get_object(Bucket=bucket, Key=key, **version)["Body"]
+        try:
+            yield body
+        finally:
+            body.close()
+
+    return DataSource(name=f"s3://{bucket}/{key}", open=opener, size=int(head["ContentLength"]))

@@ -1,0 +1,169 @@
+"""Streams a JSONL file line by line with bounded memory, from any binary source.
+
+Works on a local file or an S3 ``StreamingBody`` alike (anything with ``read(n)``).
+File-level problems that make line-by-line reporting pointless (empty, binary,
+UTF-16, not UTF-8, a JSON array) are raised once, as :class:`FileLevelError`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+CHUNK_SIZE = 1 << 20
+# An example can carry ten 10 MB images as base64; anything longer is not a training example.
+MAX_LINE_BYTES = 160 << 20
+SNIFF_BYTES = 64 << 10
+
+UTF8_BOM = codecs.BOM_UTF8
+UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+UTF32_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)
+COMPRESSED_MAGIC = {
+    b"\x1f\x8b": "gzip",
+    b"PK\x03\x04": "zip",
+    b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+    b"\x28\xb5\x2f\xfd": "zstd",
+}
+
+
+class BinaryReadable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class FileLevelError(Exception):
+    """A problem with the whole file, reported once instead of per line."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Line:
+    number: int
+    raw: bytes
+    # Set when the line was longer than MAX_LINE_BYTES; ``raw`` is then empty.
+    oversized_bytes: int = 0
+
+
+@dataclass
+class StreamTally:
+    """What the reader saw of the whole stream, complete once iteration ends."""
+
+    bytes_read: int = 0
+    lines: int = 0
+    sha256: hashlib._Hash = field(default_factory=hashlib.sha256)
+
+
+def sniff(head: bytes) -> None:
+    """Raise FileLevelError when the first bytes show this cannot be a UTF-8 JSONL file."""
+    if not head:
+        raise FileLevelError("empty_file", "The file is empty (0 bytes).")
+    if head.startswith(UTF32_BOMS):
+        raise FileLevelError(
+            "not_utf8", "The file is UTF-32 encoded; save it as UTF-8 (JSONL must be UTF-8)."
+        )
+    if head.startswith(UTF16_BOMS) or _looks_like_utf16(head):
+        raise FileLevelError(
+            "not_utf8", "The file is UTF-16 encoded; save it as UTF-8 (JSONL must be UTF-8)."
+        )
+    for magic, kind in COMPRESSED_MAGIC.items():
+        if head.startswith(magic):
+            raise FileLevelError(
+                "binary_file",
+                f"The file is {kind}-compressed; upload the uncompressed .jsonl file.",
+            )
+    if b"\x00" in head:
+        raise FileLevelError("binary_file", "The file contains binary data (NUL bytes), not text.")
+    body = head.removeprefix(UTF8_BOM)
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        decoder.decode(body, final=False)
+    except UnicodeDecodeError as exc:
+        raise FileLevelError(
+            "not_utf8",
+            f"The file is not UTF-8 text (invalid byte 0x{body[exc.start]:02x} at offset "
+            f"{exc.start}); re-save it as UTF-8.",
+        ) from None
+    stripped = body.lstrip()
+    if not stripped:
+        return
+    if stripped.startswith(b"["):
+        raise FileLevelError(
+            "json_array",
+            "This is a JSON array, not JSONL: write one example object per line, "
+            "without the surrounding [ ] and commas.",
+        )
+
+
+def _looks_like_utf16(head: bytes) -> bool:
+    """UTF-16 without a BOM: ASCII text with a NUL in every other byte."""
+    sample = head[:512]
+    if len(sample) < 4:
+        return False
+    even_nuls = sample[0::2].count(0)
+    odd_nuls = sample[1::2].count(0)
+    half = len(sample) // 2
+    return max(even_nuls, odd_nuls) > 0.4 * half and min(even_nuls, odd_nuls) < 0.05 * half
+
+
+def iter_lines(
+    stream: BinaryReadable,
+    tally: StreamTally,
+    on_progress: Callable[[int], None] | None = None,
+) -> Iterator[Line]:
+    """Yield each line without its line ending (LF or CRLF), numbered from 1.
+
+    The UTF-8 BOM is dropped, a missing final newline is fine, and a line longer
+    than MAX_LINE_BYTES is skipped over without being held in memory.
+    """
+    pending = b""
+    oversized = 0
+    first = True
+    while True:
+        chunk = stream.read(CHUNK_SIZE)
+        if first:
+            head = chunk
+            while len(head) < SNIFF_BYTES and chunk:
+                chunk = stream.read(CHUNK_SIZE)
+                head += chunk
+            sniff(head)
+            chunk = head
+            first = False
+            if chunk.startswith(UTF8_BOM):
+                tally.sha256.update(UTF8_BOM)
+                tally.bytes_read += len(UTF8_BOM)
+                chunk = chunk[len(UTF8_BOM) :]
+        if not chunk:
+            break
+        tally.sha256.update(chunk)
+        tally.bytes_read += len(chunk)
+        if on_progress is not None:
+            on_progress(tally.bytes_read)
+        pieces = chunk.split(b"\n")
+        pieces[0] = pending + pieces[0] if not oversized else pieces[0]
+        for piece in pieces[:-1]:
+            tally.lines += 1
+            if oversized:
+                yield Line(tally.lines, b"", oversized + len(piece))
+                oversized = 0
+            else:
+                yield Line(tally.lines, piece.removesuffix(b"\r"))
+        pending = pieces[-1]
+        if oversized:
+            oversized += len(pending)
+            pending = b""
+        elif len(pending) > MAX_LINE_BYTES:
+            oversized = len(pending)
+            pending = b""
+    if oversized:
+        tally.lines += 1
+        yield Line(tally.lines, b"", oversized)
+    elif pending:
+        tally.lines += 1
+        yield Line(tally.lines, pending.removesuffix(b"\r"))

@@ -1,0 +1,346 @@
+"""The streaming validator: one pass over the file, then file-wide checks.
+
+Lines are parsed and checked in batches on the calling thread while a worker
+thread counts the previous batch's tokens (tiktoken releases the GIL), so the
+two cores work at once. Memory stays flat: per-example facts go to an
+on-disk store, findings are capped per code.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from pydantic import BaseModel, Field
+
+from sft_pipeline.validation.catalog import load_catalog
+from sft_pipeline.validation.estimate import estimate_cost, model_limits
+from sft_pipeline.validation.quality import (
+    TRAINING,
+    VALIDATION,
+    ExampleStore,
+    example_store,
+    group_findings,
+)
+from sft_pipeline.validation.reader import (
+    BinaryReadable,
+    FileLevelError,
+    Line,
+    StreamTally,
+    iter_lines,
+)
+from sft_pipeline.validation.report import (
+    FileInfo,
+    Finding,
+    FindingCollector,
+    Stats,
+    ValidationReport,
+)
+from sft_pipeline.validation.rules import DataFormat, ExampleFacts, check_line
+from sft_pipeline.validation.tokens import TokenCounter
+
+BATCH_LINES = 1000
+OPENAI_MIN_EXAMPLES = 10
+
+ProgressCallback = Callable[[int], None]
+
+
+class ValidationOptions(BaseModel):
+    data_format: DataFormat = "chat"
+    model: str = Field(default_factory=lambda: load_catalog().default_model)
+    n_epochs: int | None = Field(default=None, ge=1, le=50)
+    max_findings_per_code: int = Field(default=20, ge=1)
+    min_examples: int = Field(default=OPENAI_MIN_EXAMPLES, ge=1)
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """A named, re-openable stream of bytes: a local file, an S3 object, a buffer."""
+
+    name: str
+    open: Callable[[], AbstractContextManager[BinaryReadable]]
+    size: int | None = None
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> DataSource:
+        file_path = Path(path)
+
+        def opener() -> AbstractContextManager[BinaryIO]:
+            return file_path.open("rb")
+
+        return cls(name=str(path), open=opener, size=file_path.stat().st_size)
+
+
+@dataclass
+class _FileResult:
+    info: FileInfo | None
+    examples: int
+    valid_examples: int
+    blank_lines: int
+    over_limit: int
+    with_tools: int
+    with_images: int
+
+
+class _Run:
+    """State of one validation: collectors, the example store and the token worker."""
+
+    def __init__(self, options: ValidationOptions, store: ExampleStore) -> None:
+        self.options = options
+        self.store = store
+        self.errors = FindingCollector(options.max_findings_per_code)
+        self.warnings = FindingCollector(options.max_findings_per_code)
+        encoding, self.token_limit = model_limits(options.model)
+        self.counter = TokenCounter(encoding)
+
+    def scan(
+        self,
+        source: DataSource,
+        file: int,
+        executor: ThreadPoolExecutor,
+        on_progress: ProgressCallback | None,
+    ) -> _FileResult:
+        tally = StreamTally()
+        result = _FileResult(None, 0, 0, 0, 0, 0, 0)
+        label = "validation" if file == VALIDATION else None
+        pending: tuple[Future[None], list[ExampleFacts]] | None = None
+        try:
+            with source.open() as stream:
+                for batch in _batches(iter_lines(stream, tally, on_progress)):
+                    facts = self._check_batch(batch, result, label)
+                    submitted = (executor.submit(self._count_tokens, facts), facts)
+                    if pending is not None:
+                        self._store_batch(*pending, file, result, label)
+                    pending = submitted
+                if pending is not None:
+                    self._store_batch(*pending, file, result, label)
+        except FileLevelError as problem:
+            if pending is not None:
+                pending[0].result()
+            self.errors.add(Finding(code=problem.code, message=problem.message, file=label))
+            return result
+        result.info = FileInfo(
+            name=source.name,
+            bytes=tally.bytes_read,
+            sha256=tally.sha256.hexdigest(),
+            lines=tally.lines,
+        )
+        if result.examples == 0:
+            self.errors.add(
+                Finding(
+                    code="no_examples",
+                    file=label,
+                    message="The file has no examples, only blank lines.",
+                )
+            )
+        return result
+
+    def _check_batch(
+        self, batch: list[Line], result: _FileResult, label: str | None
+    ) -> list[ExampleFacts]:
+        facts: list[ExampleFacts] = []
+        fmt = self.options.data_format
+        for line in batch:
+            if line.oversized_bytes:
+                result.examples += 1
+                self.errors.add(
+                    Finding(
+                        code="line_too_long",
+                        line=line.number,
+                        file=label,
+                        message=f"Line is {line.oversized_bytes:,} bytes long, over the "
+                        "160 MiB that any valid example can take; it was skipped.",
+                    )
+                )
+                continue
+            if not line.raw.strip():
+                result.blank_lines += 1
+                continue
+            result.examples += 1
+            checked = check_line(line.raw, line.number, fmt)
+            if checked.foreign_format is not None and result.examples == 1:
+                raise FileLevelError(checked.errors[0].code, checked.errors[0].message)
+            for finding in checked.errors:
+                finding.file = label
+                self.errors.add(finding)
+            for finding in checked.warnings:
+                finding.file = label
+                self.warnings.add(finding)
+            if checked.facts is not None:
+                facts.append(checked.facts)
+        return facts
+
+    def _count_tokens(self, facts: list[ExampleFacts]) -> None:
+        texts = [text for example in facts for text in example.texts]
+        counts = iter(self.counter.count_many(texts))
+        for example in facts:
+            total = example.overhead
+            trained = 0
+            for is_assistant in example.assistant_mask:
+                tokens = next(counts)
+                total += tokens
+                if is_assistant:
+                    trained += tokens
+            example.tokens = total
+            example.assistant_tokens = trained
+
+    def _store_batch(
+        self,
+        counting: Future[None],
+        facts: list[ExampleFacts],
+        file: int,
+        result: _FileResult,
+        label: str | None,
+    ) -> None:
+        counting.result()
+        for example in facts:
+            result.valid_examples += 1
+            result.with_tools += example.has_tools
+            result.with_images += example.has_images
+            if example.tokens > self.token_limit:
+                result.over_limit += 1
+                self.warnings.add(
+                    Finding(
+                        code="example_too_long",
+                        line=example.line,
+                        file=label,
+                        message=f"The example has {example.tokens:,} tokens, over the "
+                        f"{self.token_limit:,}-token limit of {self.options.model}; "
+                        "it will be truncated during training.",
+                    )
+                )
+        self.store.add(file, facts)
+
+
+def _batches(lines: Iterator[Line]) -> Iterator[list[Line]]:
+    while batch := list(itertools.islice(lines, BATCH_LINES)):
+        yield batch
+
+
+def validate(
+    training: DataSource,
+    options: ValidationOptions | None = None,
+    validation: DataSource | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> ValidationReport:
+    """Validate a training file (and optionally its validation file) in one streaming pass."""
+    opts = options or ValidationOptions()
+    with example_store() as store, ThreadPoolExecutor(max_workers=1) as executor:
+        run = _Run(opts, store)
+        train = run.scan(training, TRAINING, executor, on_progress)
+        held_out = None
+        if validation is not None:
+            done = train.info.bytes if train.info else 0
+            shifted = (lambda n: on_progress(done + n)) if on_progress else None
+            held_out = run.scan(validation, VALIDATION, executor, shifted)
+        store.finish_loading()
+        if train.info is not None:
+            _file_wide_checks(run, train, held_out)
+        stats = _stats(store, train, held_out)
+        estimate = None
+        if train.valid_examples:
+            estimate = estimate_cost(
+                opts.model,
+                store.billable_tokens(run.token_limit),
+                train.valid_examples,
+                opts.n_epochs,
+            )
+    return ValidationReport(
+        valid=not run.errors,
+        format=opts.data_format,
+        file=train.info,
+        validation_file=held_out.info if held_out else None,
+        errors=run.errors.sorted(),
+        warnings=run.warnings.sorted(),
+        error_counts=dict(run.errors.counts),
+        warning_counts=dict(run.warnings.counts),
+        stats=stats,
+        estimate=estimate,
+    )
+
+
+def _file_wide_checks(run: _Run, train: _FileResult, held_out: _FileResult | None) -> None:
+    store, opts = run.store, run.options
+    if 0 < train.examples < opts.min_examples:
+        run.errors.add(
+            Finding(
+                code="too_few_examples",
+                message=f"The file has {train.examples} examples; OpenAI requires at least "
+                f"{opts.min_examples} (50 to 100 usually give clear improvements).",
+            )
+        )
+    for code, total, findings in group_findings(store, opts.max_findings_per_code):
+        run.warnings.add_group(code, total, findings)
+    _lines_warning(
+        run,
+        "missing_system_message",
+        "has_system = 0",
+        "{n} of {total} examples have no system message",
+        train.valid_examples,
+    )
+    _lines_warning(
+        run,
+        "short_assistant_reply",
+        "short_reply = 1",
+        "{n} of {total} examples end with an empty or very short assistant reply",
+        train.valid_examples,
+    )
+    if held_out is not None:
+        total, pairs = store.leaks(opts.max_findings_per_code)
+        run.warnings.add_group(
+            "validation_leakage",
+            total,
+            [
+                Finding(
+                    code="validation_leakage",
+                    file="validation",
+                    line=valid_line,
+                    message=f"The prompt of validation line {valid_line} is also in the training "
+                    f"file (line {train_line}); the validation loss will look better than it is.",
+                )
+                for valid_line, train_line in pairs
+            ],
+        )
+
+
+def _lines_warning(run: _Run, code: str, condition: str, text: str, total: int) -> None:
+    count, lines = run.store.lines_where(condition)
+    if count:
+        more = f" (and {count - len(lines)} more)" if count > len(lines) else ""
+        run.warnings.add_group(
+            code,
+            1,
+            [
+                Finding(
+                    code=code,
+                    lines=lines,
+                    total_lines=count,
+                    message=text.format(n=count, total=total)
+                    + f": lines {', '.join(map(str, lines))}{more}.",
+                )
+            ],
+        )
+
+
+def _stats(store: ExampleStore, train: _FileResult, held_out: _FileResult | None) -> Stats:
+    messages = store.distribution("messages")
+    return Stats(
+        examples=train.examples,
+        valid_examples=train.valid_examples,
+        invalid_examples=train.examples - train.valid_examples,
+        blank_lines=train.blank_lines,
+        messages=messages.total if messages else 0,
+        messages_per_example=messages,
+        tokens_per_example=store.distribution("tokens"),
+        assistant_tokens_per_example=store.distribution("assistant_tokens"),
+        examples_over_token_limit=train.over_limit,
+        examples_with_tools=train.with_tools,
+        examples_with_images=train.with_images,
+        examples_without_system_message=store.lines_where("has_system = 0")[0],
+        validation_examples=held_out.examples if held_out else None,
+    )
