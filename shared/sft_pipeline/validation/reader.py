@@ -85,10 +85,11 @@ def sniff(head: bytes) -> None:
     try:
         decoder.decode(body, final=False)
     except UnicodeDecodeError as exc:
+        line = body.count(b"\n", 0, exc.start) + 1
         raise FileLevelError(
             "not_utf8",
-            f"The file is not UTF-8 text (invalid byte 0x{body[exc.start]:02x} at offset "
-            f"{exc.start}); re-save it as UTF-8.",
+            f"The file is not UTF-8 text (line {line} has the byte 0x{body[exc.start]:02x}, "
+            "as Latin-1 or Windows-1252 files do); re-save it as UTF-8.",
         ) from None
     stripped = body.lstrip()
     if not stripped:
@@ -152,6 +153,8 @@ def iter_lines(
             if oversized:
                 yield Line(tally.lines, b"", oversized + len(piece))
                 oversized = 0
+            elif len(piece) > MAX_LINE_BYTES:
+                yield Line(tally.lines, b"", len(piece))
             else:
                 yield Line(tally.lines, piece.removesuffix(b"\r"))
         pending = pieces[-1]

@@ -275,6 +275,15 @@ def _explain(
                 f'{where} has role "{role}"; allowed roles: {allowed}.{hint}',
             )
         return "message_data_type", f"{where} must be a JSON object with a role and content."
+    if "tool_calls" in loc or "function_call" in loc:
+        return "invalid_tool_call", f"{where}: {error['msg']}."
+    if loc[0] in ("tools", "functions"):
+        return "invalid_tool_definition", f"{where}: {error['msg']}."
+    if loc[0] in ("preferred_output", "non_preferred_output"):
+        return (
+            "invalid_preference_output",
+            f"{where}: {error['msg']} (one assistant message expected).",
+        )
     if "extra_forbidden" in kinds:
         if in_message and len(loc) == 3:
             role = _role_at(obj, loc) or "this"
@@ -306,15 +315,6 @@ def _explain(
         return "invalid_content_part", f"{where}: {error['msg']}."
     if field_name == "weight":
         return "invalid_weight", f"{where} must be 0 or 1."
-    if "tool_calls" in loc or "function_call" in loc:
-        return "invalid_tool_call", f"{where}: {error['msg']}."
-    if loc and loc[0] in ("tools", "functions"):
-        return "invalid_tool_definition", f"{where}: {error['msg']}."
-    if loc and loc[0] in ("preferred_output", "non_preferred_output"):
-        return (
-            "invalid_preference_output",
-            f"{where}: {error['msg']} (one assistant message expected).",
-        )
     return "invalid_value", f"{where}: {error['msg']}."
 
 

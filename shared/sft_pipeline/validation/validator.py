@@ -8,6 +8,7 @@ on-disk store, findings are capped per code.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -56,6 +57,8 @@ class ValidationOptions(BaseModel):
     n_epochs: int | None = Field(default=None, ge=1, le=50)
     max_findings_per_code: int = Field(default=20, ge=1)
     min_examples: int = Field(default=OPENAI_MIN_EXAMPLES, ge=1)
+    # The day shutdown dates are compared with; None means today.
+    today: dt.date | None = None
 
 
 @dataclass(frozen=True)
@@ -249,6 +252,7 @@ def validate(
                 store.billable_tokens(run.token_limit),
                 train.valid_examples,
                 opts.n_epochs,
+                opts.today,
             )
     return ValidationReport(
         valid=not run.errors,
@@ -276,13 +280,14 @@ def _file_wide_checks(run: _Run, train: _FileResult, held_out: _FileResult | Non
         )
     for code, total, findings in group_findings(store, opts.max_findings_per_code):
         run.warnings.add_group(code, total, findings)
-    _lines_warning(
-        run,
-        "missing_system_message",
-        "has_system = 0",
-        "{n} of {total} examples have no system message",
-        train.valid_examples,
-    )
+    if opts.data_format == "chat":
+        _lines_warning(
+            run,
+            "missing_system_message",
+            "has_system = 0",
+            "{n} of {total} examples have no system message",
+            train.valid_examples,
+        )
     _lines_warning(
         run,
         "short_assistant_reply",

@@ -1,0 +1,71 @@
+"""Helpers shared by the test suites: build JSONL files and validate them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sft_pipeline.validation import DataSource, ValidationOptions, ValidationReport, validate
+
+SYSTEM = "You are a helpful support agent for an outdoor-gear shop."
+
+
+def chat(
+    user: str, reply: str | None = "Sure, happy to help.", system: bool = True
+) -> dict[str, Any]:
+    messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM}] if system else []
+    messages.append({"role": "user", "content": user})
+    if reply is not None:
+        messages.append({"role": "assistant", "content": reply})
+    return {"messages": messages}
+
+
+def good_examples(n: int = 10) -> list[dict[str, Any]]:
+    return [
+        chat(f"Question number {i} about tents?", f"Answer number {i} about tents.")
+        for i in range(n)
+    ]
+
+
+def as_lines(rows: Iterable[dict[str, Any] | str | bytes]) -> bytes:
+    out = b""
+    for row in rows:
+        if isinstance(row, bytes):
+            out += row + b"\n"
+        elif isinstance(row, str):
+            out += row.encode() + b"\n"
+        else:
+            out += json.dumps(row, ensure_ascii=False).encode() + b"\n"
+    return out
+
+
+Validator = Callable[..., ValidationReport]
+
+
+@pytest.fixture
+def run_validation(tmp_path: Path) -> Validator:
+    """Write rows (or raw bytes) to a file and validate it."""
+
+    def _run(
+        rows: Iterable[dict[str, Any] | str | bytes] | bytes,
+        validation_rows: Iterable[dict[str, Any] | str | bytes] | None = None,
+        **options: Any,
+    ) -> ValidationReport:
+        path = tmp_path / "train.jsonl"
+        path.write_bytes(rows if isinstance(rows, bytes) else as_lines(rows))
+        held_out = None
+        if validation_rows is not None:
+            valid_path = tmp_path / "valid.jsonl"
+            valid_path.write_bytes(as_lines(validation_rows))
+            held_out = DataSource.from_path(valid_path)
+        return validate(DataSource.from_path(path), ValidationOptions(**options), held_out)
+
+    return _run
+
+
+def codes(findings: Iterable[Any]) -> list[str]:
+    return [f.code for f in findings]
