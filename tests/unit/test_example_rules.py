@@ -156,6 +156,12 @@ ERROR_CASES: list[tuple[str, Any, str, str | None]] = [
     ),
     ("special token", chat("hi", "Done <|endoftext|>"), "special_token", "messages[2]"),
     (
+        "special token escaped in JSON",
+        '{"messages": [{"role": "user", "content": "\\u003c|im_start|>"}, {"role": "assistant", "content": "ok"}]}',
+        "special_token",
+        "messages[0]",
+    ),
+    (
         "fim special token",
         chat("<|fim_suffix|> complete this", "ok"),
         "special_token",

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 import orjson
@@ -76,13 +76,12 @@ class LineResult:
     foreign_format: str | None = None
 
 
-def fingerprint(text: str) -> int:
-    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
+@lru_cache(maxsize=4096)
 def normalise(text: str) -> str:
-    """Case- and punctuation-insensitive form used for near-duplicate checks."""
+    """Case- and punctuation-insensitive form used for near-duplicate checks.
+
+    Cached: the same system prompt and tool replies recur on most lines.
+    """
     return _NOT_WORD.sub(" ", text.casefold()).strip()
 
 
@@ -118,15 +117,17 @@ def check_line(raw: bytes, line: int, data_format: DataFormat) -> LineResult:
             )
         )
         return result
+    # Special-token strings are rare: skip the per-string scan when the raw line has none.
+    scan_special = b"<|" in raw or b"\\u003" in raw
     try:
         if data_format == "chat":
             chat = ChatExample.model_validate(obj)
-            _check_chat(chat, line, result)
+            _check_chat(chat, line, result, scan_special)
             if not result.errors:
                 result.facts = _chat_facts(chat, raw, line)
         else:
             dpo = DpoExample.model_validate(obj)
-            _check_dpo(dpo, line, result)
+            _check_dpo(dpo, line, result, scan_special)
             if not result.errors:
                 result.facts = _dpo_facts(dpo, raw, line)
     except ValidationError as exc:
@@ -321,8 +322,10 @@ def _explain(
 # ---------------------------------------------------------------- semantic checks
 
 
-def _check_chat(example: ChatExample, line: int, result: LineResult) -> None:
-    _check_messages(example.messages, example.tools, line, result, prefix="messages")
+def _check_chat(example: ChatExample, line: int, result: LineResult, scan_special: bool) -> None:
+    _check_messages(
+        example.messages, example.tools, line, result, prefix="messages", scan_special=scan_special
+    )
     assistants = [m for m in example.messages if isinstance(m, AssistantMessage)]
     if not assistants:
         result.errors.append(
@@ -352,12 +355,19 @@ def _check_chat(example: ChatExample, line: int, result: LineResult) -> None:
         )
 
 
-def _check_dpo(example: DpoExample, line: int, result: LineResult) -> None:
+def _check_dpo(example: DpoExample, line: int, result: LineResult, scan_special: bool) -> None:
     _check_messages(
-        example.input.messages, example.input.tools, line, result, prefix="input.messages"
+        example.input.messages,
+        example.input.tools,
+        line,
+        result,
+        prefix="input.messages",
+        scan_special=scan_special,
     )
     for key in ("preferred_output", "non_preferred_output"):
-        _check_messages(getattr(example, key), None, line, result, prefix=key)
+        _check_messages(
+            getattr(example, key), None, line, result, prefix=key, scan_special=scan_special
+        )
     last = example.input.messages[-1]
     if last.role != "user":
         result.errors.append(
@@ -384,14 +394,16 @@ def _check_messages(
     tools: list[ToolDefinition] | None,
     line: int,
     result: LineResult,
+    *,
     prefix: str,
+    scan_special: bool,
 ) -> None:
     tool_names = {tool.function.name for tool in tools} if tools is not None else None
     open_call_ids: set[str] = set()
     images = 0
     for index, message in enumerate(messages):
         where = f"{prefix}[{index}]"
-        for text in _strings_of(message):
+        for text in _strings_of(message) if scan_special else ():
             if "<|" in text and (match := SPECIAL_TOKEN.search(text)):
                 result.errors.append(
                     Finding(
@@ -562,29 +574,25 @@ def _strings_of(message: AnyMessage) -> Iterator[str]:
             yield message.refusal
 
 
-def _message_key(message: AnyMessage) -> str:
-    return f"{message.role}: {' '.join(_strings_of(message))}"
-
-
 def _facts(
     *,
     messages: Sequence[AnyMessage],
-    reply: AssistantMessage,
-    prompt: Sequence[AnyMessage],
+    reply_index: int,
     tools: list[ToolDefinition] | None,
     raw: bytes,
     line: int,
 ) -> ExampleFacts:
     texts: list[str] = []
     mask: list[bool] = []
+    normalised: list[tuple[str, str]] = []
     overhead = TOKENS_REPLY_PRIMER
     has_images = False
     for message in messages:
         overhead += TOKENS_PER_MESSAGE
-        trained = isinstance(message, AssistantMessage) and message.weight != 0
-        for text in _strings_of(message):
-            texts.append(text)
-            mask.append(trained)
+        strings = list(_strings_of(message))
+        texts.extend(strings)
+        mask.extend([isinstance(message, AssistantMessage) and message.weight != 0] * len(strings))
+        normalised.append((message.role, normalise(" ".join(strings))))
         if getattr(message, "name", None):
             overhead += TOKENS_PER_NAME
         if message.role == "user" and isinstance(message.content, list):
@@ -592,8 +600,8 @@ def _facts(
     if tools:
         texts.append(orjson.dumps([tool.model_dump(exclude_none=True) for tool in tools]).decode())
         mask.append(False)
+    reply = messages[reply_index]
     reply_text = " ".join(_strings_of(reply))
-    whole = "\n".join(_message_key(m) for m in messages)
     return ExampleFacts(
         line=line,
         texts=texts,
@@ -604,22 +612,20 @@ def _facts(
         has_tools=bool(tools),
         has_images=has_images,
         reply_is_short=not reply.tool_calls and len(reply_text.strip()) < SHORT_REPLY_CHARS,
-        exact=fingerprint(raw.strip().decode("utf-8", "replace")),
-        near=fingerprint(normalise(whole)),
-        prompt=fingerprint(normalise("\n".join(_message_key(m) for m in prompt))),
-        answer=fingerprint(normalise(_message_key(reply))),
+        # Fingerprints only need to agree within one run, so Python's fast hash will do.
+        exact=hash(raw.strip()),
+        near=hash(tuple(normalised)),
+        prompt=hash(tuple(normalised[:reply_index])),
+        answer=hash(normalised[reply_index]),
     )
 
 
 def _chat_facts(example: ChatExample, raw: bytes, line: int) -> ExampleFacts:
     messages = example.messages
     last_reply = max(i for i, m in enumerate(messages) if isinstance(m, AssistantMessage))
-    reply = messages[last_reply]
-    assert isinstance(reply, AssistantMessage)
     return _facts(
         messages=messages,
-        reply=reply,
-        prompt=messages[:last_reply],
+        reply_index=last_reply,
         tools=example.tools,
         raw=raw,
         line=line,
@@ -631,8 +637,7 @@ def _dpo_facts(example: DpoExample, raw: bytes, line: int) -> ExampleFacts:
     messages = [*example.input.messages, preferred, example.non_preferred_output[0]]
     return _facts(
         messages=messages,
-        reply=preferred,
-        prompt=example.input.messages,
+        reply_index=len(example.input.messages),
         tools=example.input.tools,
         raw=raw,
         line=line,

@@ -8,7 +8,7 @@ tiktoken (Rust) encoder from them.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import gzip
 import hashlib
 import threading
@@ -49,7 +49,7 @@ def verified_ranks(name: EncodingName, contents: bytes | None = None) -> dict[by
             f"{name} rank file has sha256 {digest}, expected {EXPECTED_SHA256[name]}"
         )
     return {
-        base64.b64decode(token): int(rank)
+        binascii.a2b_base64(token): int(rank)
         for token, rank in (line.split() for line in data.splitlines() if line)
     }
 
