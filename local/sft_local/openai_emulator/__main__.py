@@ -1,0 +1,3 @@
+from sft_local.openai_emulator.server import main
+
+main()
