@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from sft_pipeline.jobs import UploadRef
 from sft_pipeline.validation.reader import BinaryReadable
 from sft_pipeline.validation.validator import DataSource
 
@@ -34,3 +35,27 @@ def s3_source(client: Any, bucket: str, key: str, version_id: str | None = None)
             body.close()
 
     return DataSource(name=f"s3://{bucket}/{key}", open=opener, size=int(head["ContentLength"]))
+
+
+class TrainingObjects:
+    """The training bucket as the pipeline uses it: read uploads, write reports and splits."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def head(self, upload: UploadRef) -> tuple[UploadRef, dict[str, str]]:
+        """The exact version (filled in if the event did not name one) and its user metadata."""
+        version = {"VersionId": upload.version_id} if upload.version_id else {}
+        head = self._client.head_object(Bucket=upload.bucket, Key=upload.key, **version)
+        exact = upload.model_copy(update={"version_id": upload.version_id or head.get("VersionId")})
+        return exact, dict(head.get("Metadata", {}))
+
+    def source(self, bucket: str, key: str, version_id: str | None = None) -> DataSource:
+        return s3_source(self._client, bucket, key, version_id)
+
+    def put(self, bucket: str, key: str, body: bytes, content_type: str) -> str:
+        self._client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+        return f"s3://{bucket}/{key}"
+
+    def upload_file(self, bucket: str, key: str, path: str) -> None:
+        self._client.upload_file(path, bucket, key)

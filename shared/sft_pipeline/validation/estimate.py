@@ -96,3 +96,11 @@ def estimate_cost(
         estimated_cost_usd=cost,
         notes=notes,
     )
+
+
+def training_cost(model: str, trained_tokens: int) -> float | None:
+    """What the provider charges for ``trained_tokens``; None when the price is unknown."""
+    resolved = load_catalog().resolve(model)
+    if resolved is None or resolved[1].training_per_million is None:
+        return None
+    return round(trained_tokens * resolved[1].training_per_million / 1_000_000, 4)

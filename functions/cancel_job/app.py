@@ -1,0 +1,23 @@
+"""Workflow task: cancel a job that ran past the stack's maximum duration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sft_pipeline import runtime
+from sft_pipeline.jobs import WorkflowState
+from sft_pipeline.pipeline.steps import cancel
+
+logger = Logger()
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    state = WorkflowState.model_validate(event)
+    logger.append_keys(dataset_id=state.request.dataset_id)
+    progress = cancel(state, runtime.provider())
+    logger.warning("Job cancelled after the maximum duration", extra={"job_id": progress.job_id})
+    return progress.model_dump(mode="json")

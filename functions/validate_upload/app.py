@@ -1,0 +1,47 @@
+"""S3 upload of a training file -> validation report, dataset record, one workflow execution."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sft_pipeline import runtime
+from sft_pipeline.jobs import UploadRef
+from sft_pipeline.pipeline.ingest import IngestPorts, ingest_upload
+
+logger = Logger()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@event_source(data_class=S3Event)
+def lambda_handler(event: S3Event, context: LambdaContext) -> dict[str, Any]:
+    if event.raw_event.get("Event") == "s3:TestEvent":
+        return {"results": []}
+    ports = IngestPorts(
+        runtime.storage(), runtime.registry(), runtime.workflow(), runtime.notifier()
+    )
+    results = []
+    for record in event.records:
+        upload = UploadRef(
+            bucket=record.s3.bucket.name,
+            # S3 URL-encodes keys in events (a space arrives as "+").
+            key=unquote_plus(record.s3.get_object.key),
+            version_id=record.s3.get_object.version_id,
+        )
+        logger.append_keys(dataset_id=upload.dataset_id, key=upload.key)
+        result = ingest_upload(upload, ports, runtime.settings())
+        metrics.add_metric(
+            name=f"Uploads{result.status.title().replace('_', '')}", unit=MetricUnit.Count, value=1
+        )
+        logger.info("Upload ingested", extra={"status": result.status, "summary": result.summary})
+        results.append(
+            {"dataset_id": result.dataset_id, "status": result.status, "report": result.report_uri}
+        )
+    return {"results": results}

@@ -1,0 +1,230 @@
+"""The one seam between moto and our code: moto's Lambda invocations run the real
+handlers in this process instead of in Docker.
+
+Every caller inside moto (the Step Functions interpreter, S3 notifications, SNS
+subscriptions) goes through ``LambdaFunction._invoke_lambda``; replacing it keeps
+moto's own error plumbing, so a raised exception reaches Step Functions under its
+class name, as on AWS. Invocations from S3 and SNS are asynchronous on AWS:
+here too they are retried, and then sent to the function's failure destination.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from unittest import mock
+
+from moto.awslambda.models import LambdaFunction
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
+    WaitFunction,
+)
+
+Handler = Callable[[dict[str, Any], Any], Any]
+ASYNC_SOURCES = ("aws:s3", "aws:sns")
+
+
+@dataclass(frozen=True)
+class FunctionCode:
+    """Where a function's handler lives and how AWS would invoke it asynchronously."""
+
+    path: Path
+    handler: str
+    environment: dict[str, str]
+    max_async_retries: int = 2
+    on_failure_queue_url: str | None = None
+
+
+@dataclass
+class Invocation:
+    function: str
+    event: dict[str, Any]
+    error: str | None
+    attempt: int
+
+
+@dataclass
+class LambdaSeam:
+    """Routes moto's invocations to handlers loaded from the functions' code folders."""
+
+    functions: dict[str, FunctionCode]
+    send_to_queue: Callable[[str, str], None]
+    invocations: list[Invocation] = field(default_factory=list)
+    # Asynchronous events (S3, SNS) run after the call that caused them returns, as on AWS.
+    _async_runner: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1)
+    )
+    _pending: list[Future[None]] = field(default_factory=list)
+    # Environment variables are process-wide: one invocation at a time (re-entrant,
+    # since a handler may publish to SNS, which invokes a subscriber synchronously).
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _modules: dict[str, ModuleType] = field(default_factory=dict)
+
+    def _load(self, name: str, code: FunctionCode) -> Handler:
+        module_name, _, attribute = code.handler.rpartition(".")
+        if name not in self._modules:
+            spec = importlib.util.spec_from_file_location(
+                f"sft_functions.{name}", code.path / f"{module_name}.py"
+            )
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {code.path / module_name}.py")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            self._modules[name] = module
+        handler: Handler = getattr(self._modules[name], attribute)
+        return handler
+
+    def invoke(self, function: LambdaFunction, event: dict[str, Any]) -> tuple[str, bool, str]:
+        code = self.functions[function.function_name]
+        if not _is_async(event):
+            payload, errored = self._run_once(function, code, event, attempt=1)
+            return payload, errored, ""
+        self._pending.append(self._async_runner.submit(self._deliver, function, code, event))
+        return "", False, ""
+
+    def _deliver(self, function: LambdaFunction, code: FunctionCode, event: dict[str, Any]) -> None:
+        """Lambda's asynchronous contract: retries, then the on-failure destination."""
+        attempts = 1 + code.max_async_retries
+        for attempt in range(1, attempts + 1):
+            payload, errored = self._run_once(function, code, event, attempt)
+            if not errored:
+                return
+        if code.on_failure_queue_url:
+            self.send_to_queue(
+                code.on_failure_queue_url, _failure_record(function, event, payload, attempts)
+            )
+
+    def settle(self, timeout: float = 60.0) -> None:
+        """Wait until every asynchronous event delivered so far has been handled."""
+        deadline = time.monotonic() + timeout
+        while self._pending:
+            self._pending.pop(0).result(timeout=max(0.0, deadline - time.monotonic()))
+
+    def close(self) -> None:
+        self._async_runner.shutdown(wait=True)
+
+    def _run_once(
+        self, function: LambdaFunction, code: FunctionCode, event: dict[str, Any], attempt: int
+    ) -> tuple[str, bool]:
+        with self._lock, mock.patch.dict(os.environ, _runtime_env(function, code)):
+            from sft_pipeline import runtime  # noqa: PLC0415 - a fresh "container" per call
+
+            runtime.reset()
+            try:
+                result = self._load(function.function_name, code)(event, _Context(function))
+            except Exception as exc:
+                self.invocations.append(
+                    Invocation(function.function_name, event, type(exc).__name__, attempt)
+                )
+                return json.dumps(
+                    {
+                        "errorMessage": str(exc),
+                        "errorType": type(exc).__name__,
+                        "stackTrace": traceback.format_tb(exc.__traceback__),
+                    }
+                ), True
+        self.invocations.append(Invocation(function.function_name, event, None, attempt))
+        return json.dumps(result), False
+
+
+def _is_async(event: dict[str, Any]) -> bool:
+    records = event.get("Records") if isinstance(event, dict) else None
+    if not records or not isinstance(records[0], dict):
+        return False
+    source = records[0].get("eventSource") or records[0].get("EventSource")
+    return source in ASYNC_SOURCES
+
+
+def _runtime_env(function: LambdaFunction, code: FunctionCode) -> dict[str, str]:
+    return {
+        "AWS_LAMBDA_FUNCTION_NAME": function.function_name,
+        "AWS_REGION": function.region,
+        "AWS_DEFAULT_REGION": function.region,
+        **code.environment,
+    }
+
+
+def _failure_record(
+    function: LambdaFunction, event: dict[str, Any], payload: str, attempts: int
+) -> str:
+    """The record Lambda sends to an on-failure destination after the last retry."""
+    return json.dumps(
+        {
+            "version": "1.0",
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": f"{function.function_arn}:$LATEST",
+                "condition": "RetriesExhausted",
+                "approximateInvokeCount": attempts,
+            },
+            "requestPayload": event,
+            "responseContext": {
+                "statusCode": 200,
+                "executedVersion": "$LATEST",
+                "functionError": "Unhandled",
+            },
+            "responsePayload": json.loads(payload),
+        }
+    )
+
+
+class _Context:
+    """The parts of the Lambda context object that Powertools reads."""
+
+    def __init__(self, function: LambdaFunction) -> None:
+        self.function_name = function.function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = function.function_arn
+        self.memory_limit_in_mb = int(function.memory_size)
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function.function_name}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + float(function.timeout)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class _ScaledTime:
+    """Stands in for the ``time`` module inside moto's retrier: sleeps are shortened."""
+
+    def __init__(self, scale: float) -> None:
+        self._scale = scale
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds * self._scale)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+@contextmanager
+def installed(seam: LambdaSeam, time_scale: float) -> Iterator[LambdaSeam]:
+    """Route moto's Lambda calls to ``seam``; run Wait states and retry delays ``time_scale`` x faster."""
+
+    def invoke_in_process(function: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
+        return seam.invoke(function, event if isinstance(event, dict) else {})
+
+    def scaled_wait(self: WaitFunction, env: Any, wait_seconds: int) -> None:
+        if wait_seconds > 0:
+            env.program_state_event.wait(wait_seconds * time_scale)
+
+    with (
+        mock.patch.object(LambdaFunction, "_invoke_lambda", invoke_in_process),
+        mock.patch.object(WaitFunction, "_wait_interval", scaled_wait),
+        mock.patch.object(retrier_decl, "time", _ScaledTime(time_scale)),
+    ):
+        yield seam

@@ -1,0 +1,200 @@
+"""The fine-tuning job as the pipeline sees it: per-upload settings, the workflow's
+input and state, the poll schedule. Pure models and functions, no AWS calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+Auto = Literal["auto"]
+# S3 user metadata keys (x-amz-meta-<key>) a user may set on an upload.
+METADATA_KEYS = {
+    "base-model": "base_model",
+    "suffix": "suffix",
+    "n-epochs": "n_epochs",
+    "batch-size": "batch_size",
+    "learning-rate-multiplier": "learning_rate_multiplier",
+    "seed": "seed",
+    "validation-key": "validation_key",
+    "holdout-percent": "holdout_percent",
+    "cost-cap-usd": "cost_cap_usd",
+}
+SUFFIX_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# Step Functions execution names: at most 80 characters of [A-Za-z0-9_-].
+EXECUTION_NAME_PREFIX = "ft-"
+
+
+class JobState(StrEnum):
+    """Provider-neutral job states; the workflow's Choice state branches on these."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Hyperparameters(_Frozen):
+    n_epochs: Annotated[int, Field(ge=1, le=50)] | Auto = "auto"
+    batch_size: Annotated[int, Field(ge=1, le=256)] | Auto = "auto"
+    learning_rate_multiplier: Annotated[float, Field(gt=0, le=10)] | Auto = "auto"
+
+
+class JobSettings(_Frozen):
+    """What to train: stack defaults overridden by the upload's own metadata."""
+
+    base_model: str = Field(min_length=1, max_length=200)
+    suffix: str | None = None
+    hyperparameters: Hyperparameters = Hyperparameters()
+    seed: Annotated[int, Field(ge=0, le=2_147_483_647)] | None = None
+    validation_key: str | None = None
+    holdout_percent: Annotated[int, Field(ge=0, le=50)] = 0
+    cost_cap_usd: Annotated[float, Field(ge=0)] | None = None
+
+    @field_validator("suffix")
+    @classmethod
+    def _safe_suffix(cls, value: str | None) -> str | None:
+        if value is not None and not SUFFIX_PATTERN.match(value):
+            raise ValueError(
+                "suffix must be 1-64 characters of lowercase letters, digits, '-' and '_'"
+            )
+        return value
+
+
+class JobSettingsError(ValueError):
+    """The upload's metadata holds settings that cannot be used; ``problems`` says which."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def settings_from_metadata(metadata: dict[str, str], defaults: JobSettings) -> JobSettings:
+    """Apply S3 user metadata (immutable per object version, so no races) over the defaults."""
+    overrides: dict[str, object] = {}
+    hyper: dict[str, object] = {}
+    unknown = []
+    for raw_key, value in metadata.items():
+        key = raw_key.lower().removeprefix("sft-")
+        field = METADATA_KEYS.get(key)
+        if field is None:
+            unknown.append(raw_key)
+        elif field in Hyperparameters.model_fields:
+            hyper[field] = value if value == "auto" else value.strip()
+        else:
+            overrides[field] = value.strip()
+    if unknown:
+        known = ", ".join(METADATA_KEYS)
+        raise JobSettingsError(
+            [f"unknown metadata key(s) {', '.join(sorted(unknown))}; known keys: {known}"]
+        )
+    merged = defaults.model_dump()
+    merged.update(overrides)
+    merged["hyperparameters"] = {**merged["hyperparameters"], **hyper}
+    try:
+        return JobSettings.model_validate(merged)
+    except ValidationError as exc:
+        problems: dict[str, str] = {}
+        for error in exc.errors(include_url=False):
+            # Union members ("int", "literal['auto']") add path segments a person does not need.
+            field = next(p for p in reversed(error["loc"][:2]) if isinstance(p, str))
+            problems.setdefault(field, f"{field.replace('_', '-')}: {error['msg']}")
+        raise JobSettingsError(list(problems.values())) from None
+
+
+class UploadRef(_Frozen):
+    """One exact object version: the unit the pipeline trains exactly once."""
+
+    bucket: str
+    key: str
+    version_id: str | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    @property
+    def dataset_id(self) -> str:
+        """Stable id of this object version; repeated S3 events give the same id."""
+        identity = f"{self.bucket}/{self.key}#{self.version_id or 'null'}"
+        return hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+    @property
+    def execution_name(self) -> str:
+        return EXECUTION_NAME_PREFIX + self.dataset_id
+
+
+class PollPolicy(_Frozen):
+    interval_seconds: int = Field(default=60, ge=0)
+    max_interval_seconds: int = Field(default=600, ge=0)
+    backoff_rate: float = Field(default=1.5, ge=1.0)
+    max_duration_seconds: int = Field(default=86_400, ge=1)
+
+    def next_wait(self, previous: int | None) -> int:
+        """The first wait is the interval; each later one grows by the backoff rate, to the cap."""
+        if previous is None:
+            return min(self.interval_seconds, self.max_interval_seconds)
+        return min(int(max(previous, 1) * self.backoff_rate), self.max_interval_seconds)
+
+
+class Estimate(_Frozen):
+    billed_tokens: int
+    cost_usd: float | None
+
+
+class WorkflowRequest(_Frozen):
+    """The execution input the validation step hands to the workflow."""
+
+    dataset_id: str
+    upload: UploadRef
+    training_key: str
+    validation_key: str | None = None
+    examples: int
+    settings: JobSettings
+    poll: PollPolicy
+    estimate: Estimate
+    report_uri: str | None = None
+    submitted_at: int
+
+
+class JobProgress(BaseModel):
+    """The job between polls: small, so the workflow's state stays far below 256 KiB."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str
+    job_id: str
+    status: str
+    state: JobState
+    started_at: int
+    polls: int = 0
+    next_wait_seconds: int
+    timed_out: bool = False
+    trained_tokens: int | None = None
+    estimated_finish: int | None = None
+    fine_tuned_model: str | None = None
+    latest_events: list[str] = Field(default_factory=list, max_length=5)
+    error_code: str | None = None
+    error_message: str | None = Field(default=None, max_length=2000)
+
+
+class WorkflowState(BaseModel):
+    """What a task receives: the request, and the job once it exists."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    request: WorkflowRequest
+    job: JobProgress | None = None
+    outcome: str | None = None
+    failure: dict[str, str] | None = None

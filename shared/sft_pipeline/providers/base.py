@@ -1,0 +1,105 @@
+"""The fine-tuning provider port: what the pipeline needs from any provider.
+
+Adapters (OpenAI today, Amazon Bedrock next) implement :class:`FineTuningProvider`
+and translate their own errors into the exceptions below. The workflow retries
+on the exception *class names*, so those names are part of the contract with
+statemachine/*.asl.json.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sft_pipeline.jobs import Hyperparameters, JobState
+
+
+class ProviderError(Exception):
+    """Base of every provider failure. ``code`` is stable and machine-readable."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class ProviderTransientError(ProviderError):
+    """5xx, connection reset, timeout: the workflow retries with backoff and jitter."""
+
+
+class ProviderRateLimitError(ProviderError):
+    """429 that a short wait can fix: retried by the workflow, longer and slower."""
+
+    def __init__(self, code: str, message: str, retry_after: float | None) -> None:
+        super().__init__(code, message)
+        self.retry_after = retry_after
+
+
+class ProviderPermanentError(ProviderError):
+    """Bad request, bad key, refused organisation, daily cap: retrying cannot help."""
+
+
+class ProviderJob(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
+    status: str
+    state: JobState
+    base_model: str
+    fine_tuned_model: str | None = None
+    trained_tokens: int | None = None
+    created_at: int
+    finished_at: int | None = None
+    estimated_finish: int | None = None
+    hyperparameters: dict[str, int | float | str] = Field(default_factory=dict)
+    result_files: list[str] = Field(default_factory=list)
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+class TrainingMetrics(BaseModel):
+    steps: int
+    train_loss: float | None = None
+    valid_loss: float | None = None
+
+
+class JobRequest(BaseModel):
+    """A provider-neutral request to train one upload."""
+
+    model_config = ConfigDict(frozen=True)
+
+    base_model: str
+    training_file: str
+    validation_file: str | None = None
+    suffix: str | None = None
+    seed: int | None = None
+    hyperparameters: Hyperparameters
+    # Identifies the upload at the provider, so a retried launch finds its job.
+    upload_tag: str
+
+
+class FineTuningProvider(Protocol):
+    name: str
+
+    def upload_file(self, filename: str, stream: BinaryIO, size: int) -> str:
+        """Upload a training or validation file; return the provider's file id."""
+        ...
+
+    def find_job(self, upload_tag: str) -> ProviderJob | None:
+        """The job already created for this upload, if any (makes launching idempotent)."""
+        ...
+
+    def create_job(self, request: JobRequest) -> ProviderJob: ...
+
+    def get_job(self, job_id: str) -> ProviderJob: ...
+
+    def cancel_job(self, job_id: str) -> ProviderJob: ...
+
+    def recent_events(self, job_id: str, limit: int) -> list[str]:
+        """The newest progress messages, newest first."""
+        ...
+
+    def final_metrics(self, job: ProviderJob) -> TrainingMetrics | None:
+        """Final training and validation loss from the job's result files."""
+        ...

@@ -1,0 +1,234 @@
+"""OpenAI fine-tuning adapter: the only module that imports ``openai``.
+
+Create calls run with SDK retries off (the API has no idempotency key, so a
+retried create could start a second job); the workflow retries instead, after
+looking the job up by its metadata tag. Reads keep the SDK's own retries.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import io
+import time
+from collections.abc import Callable
+from typing import BinaryIO, TypeVar
+
+import openai
+from openai.types.fine_tuning import FineTuningJob, job_create_params
+
+from sft_pipeline.jobs import JobState
+from sft_pipeline.providers.base import (
+    JobRequest,
+    ProviderError,
+    ProviderJob,
+    ProviderPermanentError,
+    ProviderRateLimitError,
+    ProviderTransientError,
+    TrainingMetrics,
+)
+
+UPLOAD_TAG_KEY = "sft_upload"
+FILES_API_LIMIT = 512 * 1024 * 1024
+UPLOAD_PART_SIZE = 64 * 1024 * 1024
+# A 429 asking to wait longer than this is a quota, not a burst: retrying soon cannot help.
+MAX_RATE_LIMIT_WAIT = 120.0
+STATE_BY_STATUS = {
+    "succeeded": JobState.SUCCEEDED,
+    "failed": JobState.FAILED,
+    "cancelled": JobState.CANCELLED,
+}
+QUOTA_CODES = frozenset({"daily_rate_limit_exceeded", "insufficient_quota"})
+T = TypeVar("T")
+
+
+def _error_code(exc: openai.APIStatusError, default: str) -> str:
+    return exc.code if isinstance(exc.code, str) and exc.code else default
+
+
+def _retry_after(exc: openai.APIStatusError) -> float | None:
+    headers = exc.response.headers
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            try:
+                return float(value) * scale
+            except ValueError:
+                continue
+    return None
+
+
+def translate_error(exc: openai.OpenAIError) -> ProviderError:
+    """Map the SDK's exceptions onto the port's transient / rate-limited / permanent split."""
+    if isinstance(exc, openai.APITimeoutError):
+        return ProviderTransientError("timeout", "OpenAI did not answer in time")
+    if isinstance(exc, openai.APIConnectionError):
+        return ProviderTransientError("connection_error", "could not reach OpenAI")
+    if isinstance(exc, openai.RateLimitError):
+        code = _error_code(exc, "rate_limit_exceeded")
+        wait = _retry_after(exc)
+        if code in QUOTA_CODES or (wait is not None and wait > MAX_RATE_LIMIT_WAIT):
+            return ProviderPermanentError(code, exc.message)
+        return ProviderRateLimitError(code, exc.message, wait)
+    if isinstance(exc, openai.AuthenticationError):
+        return ProviderPermanentError("authentication_failed", exc.message)
+    if isinstance(exc, openai.PermissionDeniedError):
+        return ProviderPermanentError("fine_tuning_unavailable", exc.message)
+    if isinstance(exc, openai.APIStatusError):
+        if exc.status_code >= 500 or exc.status_code in (408, 409):
+            return ProviderTransientError(f"http_{exc.status_code}", exc.message)
+        return ProviderPermanentError(_error_code(exc, f"http_{exc.status_code}"), exc.message)
+    return ProviderPermanentError("openai_error", str(exc))
+
+
+def to_provider_job(job: FineTuningJob) -> ProviderJob:
+    error = job.error
+    hyper = job.hyperparameters.model_dump(exclude_none=True) if job.hyperparameters else {}
+    return ProviderJob(
+        job_id=job.id,
+        status=job.status,
+        state=STATE_BY_STATUS.get(job.status, JobState.RUNNING),
+        base_model=job.model,
+        fine_tuned_model=job.fine_tuned_model,
+        trained_tokens=job.trained_tokens,
+        created_at=job.created_at,
+        finished_at=job.finished_at,
+        estimated_finish=job.estimated_finish,
+        hyperparameters={k: v for k, v in hyper.items() if isinstance(v, (int, float, str))},
+        result_files=list(job.result_files),
+        # While validating, OpenAI may send an empty error object: only a code counts.
+        error_code=error.code if error and error.code else None,
+        error_message=error.message if error and error.code else None,
+    )
+
+
+def parse_result_metrics(content: bytes) -> TrainingMetrics | None:
+    """Final losses from the result CSV (which OpenAI may serve base64-encoded)."""
+    text = content.lstrip()
+    if not text.startswith(b"step"):
+        try:
+            text = base64.b64decode(text, validate=False)
+        except (binascii.Error, ValueError):
+            return None
+    rows = list(csv.DictReader(io.StringIO(text.decode("utf-8", "replace"))))
+    if not rows:
+        return None
+
+    def last(column: str) -> float | None:
+        for row in reversed(rows):
+            value = (row.get(column) or "").strip()
+            if value:
+                try:
+                    return float(value)
+                except ValueError:
+                    return None
+        return None
+
+    step = last("step")
+    return TrainingMetrics(
+        steps=int(step) if step is not None else len(rows),
+        train_loss=last("train_loss"),
+        valid_loss=last("valid_loss"),
+    )
+
+
+class OpenAIProvider:
+    name = "openai"
+
+    def __init__(
+        self,
+        client: openai.OpenAI,
+        sleep: Callable[[float], None] = time.sleep,
+        max_rate_limit_wait: float = 20.0,
+    ) -> None:
+        self._client = client
+        self._create_client = client.with_options(max_retries=0)
+        self._sleep = sleep
+        self._max_rate_limit_wait = max_rate_limit_wait
+
+    def _call(self, operation: Callable[[], T]) -> T:
+        """Run one API call; honour one short Retry-After (a 429 means nothing was done)."""
+        try:
+            try:
+                return operation()
+            except openai.RateLimitError as limited:
+                wait = _retry_after(limited)
+                if wait is None or wait > self._max_rate_limit_wait:
+                    raise
+                self._sleep(wait)
+                return operation()
+        except openai.OpenAIError as exc:
+            raise translate_error(exc) from exc
+
+    def upload_file(self, filename: str, stream: BinaryIO, size: int) -> str:
+        if size <= FILES_API_LIMIT:
+            created = self._call(
+                lambda: self._create_client.files.create(
+                    file=(filename, stream, "application/jsonl"), purpose="fine-tune"
+                )
+            )
+            return created.id
+        upload = self._call(
+            lambda: self._create_client.uploads.create(
+                filename=filename, bytes=size, mime_type="text/jsonl", purpose="fine-tune"
+            )
+        )
+        part_ids = []
+        while chunk := stream.read(UPLOAD_PART_SIZE):
+            part_ids.append(self._upload_part(upload.id, chunk))
+        completed = self._call(
+            lambda: self._create_client.uploads.complete(upload.id, part_ids=part_ids)
+        )
+        if completed.file is None:
+            raise ProviderTransientError("upload_incomplete", f"upload {upload.id} has no file")
+        return completed.file.id
+
+    def _upload_part(self, upload_id: str, data: bytes) -> str:
+        return self._call(lambda: self._create_client.uploads.parts.create(upload_id, data=data)).id
+
+    def find_job(self, upload_tag: str) -> ProviderJob | None:
+        page = self._call(
+            lambda: self._client.fine_tuning.jobs.list(
+                metadata={UPLOAD_TAG_KEY: upload_tag}, limit=10
+            )
+        )
+        tagged = [j for j in page.data if (j.metadata or {}).get(UPLOAD_TAG_KEY) == upload_tag]
+        return to_provider_job(max(tagged, key=lambda j: j.created_at)) if tagged else None
+
+    def create_job(self, request: JobRequest) -> ProviderJob:
+        method: job_create_params.Method = {
+            "type": "supervised",
+            "supervised": {"hyperparameters": request.hyperparameters.model_dump()},  # type: ignore[typeddict-item]
+        }
+        created = self._call(
+            lambda: self._create_client.fine_tuning.jobs.create(
+                model=request.base_model,
+                training_file=request.training_file,
+                validation_file=request.validation_file,
+                suffix=request.suffix,
+                seed=request.seed,
+                metadata={UPLOAD_TAG_KEY: request.upload_tag},
+                method=method,
+            )
+        )
+        return to_provider_job(created)
+
+    def get_job(self, job_id: str) -> ProviderJob:
+        return to_provider_job(self._call(lambda: self._client.fine_tuning.jobs.retrieve(job_id)))
+
+    def cancel_job(self, job_id: str) -> ProviderJob:
+        job = self.get_job(job_id)
+        if job.state is not JobState.RUNNING:
+            return job
+        return to_provider_job(self._call(lambda: self._client.fine_tuning.jobs.cancel(job_id)))
+
+    def recent_events(self, job_id: str, limit: int) -> list[str]:
+        page = self._call(lambda: self._client.fine_tuning.jobs.list_events(job_id, limit=limit))
+        return [event.message for event in page.data[:limit]]
+
+    def final_metrics(self, job: ProviderJob) -> TrainingMetrics | None:
+        if not job.result_files:
+            return None
+        content = self._call(lambda: self._client.files.content(job.result_files[0]).content)
+        return parse_result_metrics(content)

@@ -1,0 +1,74 @@
+"""Composition root for the Lambda functions: each adapter built once per container.
+
+Handlers ask for what they need; nothing here runs at import time, so a function
+pays only for the clients it uses (the validation function never imports openai).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING
+
+import boto3
+
+from sft_pipeline.adapters.notifier import Notifier
+from sft_pipeline.adapters.registry import Registry
+from sft_pipeline.adapters.s3_objects import TrainingObjects
+from sft_pipeline.adapters.workflow import Workflow
+from sft_pipeline.settings import PipelineSettings, load_settings
+
+if TYPE_CHECKING:
+    from sft_pipeline.providers.base import FineTuningProvider
+
+# Control-plane calls: well under the task timeouts, including the SDK's own retries of reads.
+OPENAI_TIMEOUT_SECONDS = 60.0
+
+
+def settings() -> PipelineSettings:
+    return load_settings()
+
+
+@cache
+def storage() -> TrainingObjects:
+    return TrainingObjects(boto3.client("s3"))
+
+
+@cache
+def registry() -> Registry:
+    return Registry(boto3.resource("dynamodb").Table(settings().registry_table))
+
+
+@cache
+def workflow() -> Workflow:
+    return Workflow(boto3.client("stepfunctions"), settings().state_machine_arn)
+
+
+@cache
+def notifier() -> Notifier:
+    return Notifier(boto3.client("sns"), settings().notification_topic_arn)
+
+
+def provider() -> FineTuningProvider:
+    """The provider with a key read through the secrets cache (a rotated key is picked up)."""
+    import openai  # noqa: PLC0415 - only the provider functions pay for importing openai
+
+    from sft_pipeline.adapters.secrets import read_secret  # noqa: PLC0415
+    from sft_pipeline.providers.openai_provider import OpenAIProvider  # noqa: PLC0415
+
+    config = settings()
+    client = openai.OpenAI(
+        api_key=read_secret(config.openai_secret_arn),
+        base_url=config.openai_base_url or None,
+        timeout=OPENAI_TIMEOUT_SECONDS,
+    )
+    return OpenAIProvider(client)
+
+
+def reset() -> None:
+    """Forget every built adapter and cached secret, as a new Lambda container would."""
+    from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
+
+    load_settings.cache_clear()
+    for builder in (storage, registry, workflow, notifier):
+        builder.cache_clear()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]

@@ -1,0 +1,63 @@
+"""Settings of the pipeline's functions, read once from the environment the template sets."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sft_pipeline.jobs import Hyperparameters, JobSettings, PollPolicy
+
+
+class PipelineSettings(BaseSettings):
+    """Names and ARNs of the stack's resources and the stack-wide defaults.
+
+    Secrets are never here: only the ARNs of the secrets that hold them.
+    """
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    training_bucket: str = ""
+    registry_table: str = ""
+    notification_topic_arn: str = ""
+    state_machine_arn: str = ""
+    openai_secret_arn: str = ""
+    openai_base_url: str = ""
+    training_prefix: str = "training/"
+    reports_prefix: str = "reports/"
+    prepared_prefix: str = "prepared/"
+    default_base_model: str = "gpt-4o-mini-2024-07-18"
+    default_n_epochs: str = "auto"
+    default_batch_size: str = "auto"
+    default_learning_rate_multiplier: str = "auto"
+    # 0 means no cap.
+    default_cost_cap_usd: float = Field(default=0, ge=0)
+    poll_interval_seconds: int = Field(default=60, ge=0)
+    max_poll_interval_seconds: int = Field(default=600, ge=0)
+    max_job_duration_hours: float = Field(default=24, gt=0)
+
+    def job_defaults(self) -> JobSettings:
+        return JobSettings(
+            base_model=self.default_base_model,
+            hyperparameters=Hyperparameters.model_validate(
+                {
+                    "n_epochs": self.default_n_epochs,
+                    "batch_size": self.default_batch_size,
+                    "learning_rate_multiplier": self.default_learning_rate_multiplier,
+                }
+            ),
+            cost_cap_usd=self.default_cost_cap_usd or None,
+        )
+
+    def poll_policy(self) -> PollPolicy:
+        return PollPolicy(
+            interval_seconds=self.poll_interval_seconds,
+            max_interval_seconds=self.max_poll_interval_seconds,
+            max_duration_seconds=max(1, round(self.max_job_duration_hours * 3600)),
+        )
+
+
+@cache
+def load_settings() -> PipelineSettings:
+    return PipelineSettings()
