@@ -25,7 +25,7 @@ test: $(STAMP) lint typecheck
 	$(BIN)/pytest -q
 
 demo: $(STAMP)
-	$(BIN)/python -m sft_pipeline.demo
+	$(BIN)/python -m sft_local.demo
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/validate_bench.py

@@ -19,11 +19,11 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TextIO
 from unittest import mock
 
 from moto.awslambda.models import LambdaFunction
@@ -61,6 +61,8 @@ class LambdaSeam:
 
     functions: dict[str, FunctionCode]
     send_to_queue: Callable[[str, str], None]
+    # Where the handlers' stdout (Powertools logs and metrics) goes; None leaves it alone.
+    log_stream: TextIO | None = None
     invocations: list[Invocation] = field(default_factory=list)
     # Asynchronous events (S3, SNS) run after the call that caused them returns, as on AWS.
     _async_runner: ThreadPoolExecutor = field(
@@ -118,7 +120,8 @@ class LambdaSeam:
     def _run_once(
         self, function: LambdaFunction, code: FunctionCode, event: dict[str, Any], attempt: int
     ) -> tuple[str, bool]:
-        with self._lock, mock.patch.dict(os.environ, _runtime_env(function, code)):
+        output = redirect_stdout(self.log_stream) if self.log_stream else nullcontext()
+        with self._lock, output, mock.patch.dict(os.environ, _runtime_env(function, code)):
             from sft_pipeline import runtime  # noqa: PLC0415 - a fresh "container" per call
 
             runtime.reset()

@@ -22,7 +22,7 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from unittest import mock
 
 import boto3
@@ -65,6 +65,7 @@ class LocalStack:
         timeline: JobTimeline | None = None,
         time_scale: float = 0.02,
         template_path: Path = REPO / "template.yaml",
+        function_logs: TextIO | None = None,
     ) -> None:
         self.template_path = template_path
         self.template = load_template(template_path)
@@ -74,6 +75,7 @@ class LocalStack:
         )
         self.slack = SlackReceiver()
         self._parameter_overrides = {**LOCAL_PARAMETERS, **(parameters or {})}
+        self._function_logs = function_logs
         self._exit = ExitStack()
         self.resolver: Resolver
         self.seam: LambdaSeam
@@ -91,7 +93,9 @@ class LocalStack:
             )
             # moto logs every Fail state at length; the history says the same, briefly.
             logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
-            self.seam = LambdaSeam(functions={}, send_to_queue=self._send_to_queue)
+            self.seam = LambdaSeam(
+                functions={}, send_to_queue=self._send_to_queue, log_stream=self._function_logs
+            )
             self._exit.enter_context(lambda_seam.installed(self.seam, self.time_scale))
             self._exit.callback(self.seam.close)
             self._provision()
@@ -408,6 +412,12 @@ class LocalStack:
                     f"execution {upload.execution_name} still running after {timeout}s"
                 )
             time.sleep(0.02)
+
+    def execution_status(self, upload: UploadRef) -> str:
+        status: str = boto3.client("stepfunctions").describe_execution(
+            executionArn=self.execution_arn(upload)
+        )["status"]
+        return status
 
     def history(self, upload: UploadRef) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = boto3.client("stepfunctions").get_execution_history(

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from sft_pipeline import cli, demo
+from sft_pipeline import cli
 from sft_pipeline.validation.progress import ProgressBar
 from tests.conftest import as_lines, chat, good_examples
 
@@ -164,10 +164,3 @@ def test_progress_bar_draws_and_clears() -> None:
     text = out.getvalue()
     assert "50.0%" in text and "100.0%" in text
     assert text.endswith("\r")
-
-
-def test_demo_prints_both_sample_reports(capsys: pytest.CaptureFixture[str]) -> None:
-    assert demo.main() == 0
-    out = capsys.readouterr().out
-    assert "customer_support.jsonl: valid: 62 examples" in out
-    assert "broken_support.jsonl: INVALID" in out

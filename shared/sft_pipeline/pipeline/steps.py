@@ -15,7 +15,12 @@ from typing import Protocol
 from sft_pipeline.adapters.registry import JobRecord, ModelRecord, Registry
 from sft_pipeline.jobs import JobProgress, JobState, WorkflowRequest, WorkflowState
 from sft_pipeline.notifications import DatasetRef, Notification, Outcome
-from sft_pipeline.providers.base import FineTuningProvider, JobRequest, ProviderJob
+from sft_pipeline.providers.base import (
+    FineTuningProvider,
+    JobRequest,
+    ProviderError,
+    ProviderJob,
+)
 from sft_pipeline.validation import DataSource
 from sft_pipeline.validation.estimate import training_cost
 
@@ -208,7 +213,7 @@ def finish(
     request = state.request
     outcome = Outcome(state.outcome or "failed")
     progress = state.job
-    job = provider.get_job(progress.job_id) if progress is not None else None
+    job = _latest_job(provider, progress, outcome)
     error_code, error_message = _failure(state, job)
     notification = Notification(
         outcome=outcome,
@@ -221,12 +226,14 @@ def finish(
         ),
         provider=provider.name,
         base_model=job.base_model if job else request.settings.base_model,
-        job_id=job.job_id if job else None,
+        job_id=progress.job_id if progress else None,
         started_at=datetime.fromtimestamp(progress.started_at, UTC) if progress else None,
         finished_at=datetime.fromtimestamp(job.finished_at, UTC)
         if job and job.finished_at
         else now,
-        trained_tokens=job.trained_tokens if job else None,
+        trained_tokens=job.trained_tokens
+        if job
+        else (progress.trained_tokens if progress else None),
         estimated_cost_usd=request.estimate.cost_usd,
         error_code=error_code if outcome is not Outcome.SUCCEEDED else None,
         error_message=error_message if outcome is not Outcome.SUCCEEDED else None,
@@ -273,10 +280,27 @@ def finish(
     return FinishResult(outcome.value, notification.model_id, message_id, newly_registered)
 
 
+def _latest_job(
+    provider: FineTuningProvider, progress: JobProgress | None, outcome: Outcome
+) -> ProviderJob | None:
+    """The job as the provider sees it now. After a failure that may be exactly what is
+    unreachable, so the last poll's view has to do; a success needs the real thing."""
+    if progress is None:
+        return None
+    try:
+        return provider.get_job(progress.job_id)
+    except ProviderError:
+        if outcome is Outcome.SUCCEEDED:
+            raise
+        return None
+
+
 def _failure(state: WorkflowState, job: ProviderJob | None) -> tuple[str | None, str | None]:
     """Why it did not succeed: the provider's job error, or the step error the workflow caught."""
     if job is not None and job.error_code:
         return job.error_code, job.error_message
+    if job is None and state.job is not None and state.job.error_code:
+        return state.job.error_code, state.job.error_message
     if state.failure:
         error_type = state.failure.get("Error", "Error")
         try:

@@ -1,0 +1,23 @@
+"""`make demo` runs the whole pipeline locally and shows what a user would see."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from sft_local import demo
+
+
+def test_demo_trains_registers_and_notifies(capsys: pytest.CaptureFixture[str]) -> None:
+    assert demo.run() == 0
+    out = capsys.readouterr().out
+    model_id = re.search(r"Fine-tuned model: (ft:\S+)", out)
+    assert model_id, out
+    assert "2. Validation: valid: 62 examples" in out
+    # The poll loop samples the job: the first and the last status are always seen.
+    assert ": validating_files" in out and ": succeeded" in out
+    assert f'"model_id": "{model_id.group(1)}"' in out  # the registry record
+    assert "Fine-tune succeeded" in out  # the email
+    assert '"blocks"' in out  # the Slack message
+    assert "-> rejected (invalid_training_file)" in out
