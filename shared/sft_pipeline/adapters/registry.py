@@ -24,16 +24,16 @@ class DatasetRecord(BaseModel):
 
     dataset_id: str
     upload: UploadRef
-    sha256: str | None
-    bytes: int | None
+    sha256: str | None = None
+    bytes: int | None = None
     examples: int
     valid: bool
     status: str  # validated | rejected | launched
     summary: str
-    report_uri: str | None
-    billed_tokens: int | None
-    estimated_cost_usd: float | None
-    settings: JobSettings | None
+    report_uri: str | None = None
+    billed_tokens: int | None = None
+    estimated_cost_usd: float | None = None
+    settings: JobSettings | None = None
     rejection_code: str | None = None
     created_at: datetime
 
@@ -66,13 +66,13 @@ class ModelRecord(BaseModel):
     base_model: str
     dataset_id: str
     upload: UploadRef
-    dataset_sha256: str | None
+    dataset_sha256: str | None = None
     hyperparameters: dict[str, int | float | str]
-    trained_tokens: int | None
-    estimated_cost_usd: float | None
-    actual_cost_usd: float | None
-    train_loss: float | None
-    valid_loss: float | None
+    trained_tokens: int | None = None
+    estimated_cost_usd: float | None = None
+    actual_cost_usd: float | None = None
+    train_loss: float | None = None
+    valid_loss: float | None = None
     started_at: datetime
     finished_at: datetime
     created_at: datetime

@@ -1,0 +1,185 @@
+"""Each Lambda handler with in-memory fakes: event in, one domain call, a small result out."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from sft_pipeline import runtime
+from sft_pipeline.adapters.registry import Registry
+from sft_pipeline.jobs import JobState, UploadRef
+from sft_pipeline.providers.base import ProviderJob
+from sft_pipeline.settings import PipelineSettings
+from tests.conftest import as_lines, good_examples
+from tests.fakes import (
+    FakeFiles,
+    FakeNotifier,
+    FakeProvider,
+    FakeWorkflow,
+    LambdaContext,
+    make_registry,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+EVENTS = REPO / "events"
+
+
+def handler(function: str) -> Callable[[dict[str, Any], Any], Any]:
+    spec = importlib.util.spec_from_file_location(
+        f"handler_{function}", REPO / "functions" / function / "app.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module: ModuleType = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.lambda_handler  # type: ignore[no-any-return]
+
+
+def event(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return loaded
+
+
+class Ports:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.files = FakeFiles()
+        self.workflow = FakeWorkflow()
+        self.notifier = FakeNotifier()
+        self.provider = FakeProvider()
+
+
+@pytest.fixture
+def ports(monkeypatch: pytest.MonkeyPatch) -> Iterator[Ports]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "SftPipeline")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "sft-pipeline")
+    with mock_aws():
+        fakes = Ports(make_registry())
+        monkeypatch.setattr(runtime, "settings", lambda: PipelineSettings(default_cost_cap_usd=20))
+        monkeypatch.setattr(runtime, "storage", lambda: fakes.files)
+        monkeypatch.setattr(runtime, "registry", lambda: fakes.registry)
+        monkeypatch.setattr(runtime, "workflow", lambda: fakes.workflow)
+        monkeypatch.setattr(runtime, "notifier", lambda: fakes.notifier)
+        monkeypatch.setattr(runtime, "provider", lambda: fakes.provider)
+        yield fakes
+
+
+def seed_job(provider: FakeProvider, job_id: str, **changes: Any) -> None:
+    fields: dict[str, Any] = {"status": "running", "state": JobState.RUNNING, **changes}
+    provider.jobs[job_id] = ProviderJob(
+        job_id=job_id, base_model="gpt-4o-mini-2024-07-18", created_at=1, **fields
+    )
+
+
+def test_validate_upload_launches_once(ports: Ports) -> None:
+    s3_event = event("validate_upload_s3_put.json")
+    record = s3_event["Records"][0]["s3"]
+    upload = UploadRef(
+        bucket=record["bucket"]["name"],
+        key="training/support set.jsonl",
+        version_id=record["object"]["versionId"],
+    )
+    ports.files.objects[(upload.bucket, upload.key)] = as_lines(good_examples(12))
+    ports.files.metadata = {"suffix": "support", "n-epochs": "3"}
+    validate = handler("validate_upload")
+
+    first = validate(s3_event, LambdaContext())
+    assert first["results"][0]["status"] == "launched"
+    assert first["results"][0]["dataset_id"] == upload.dataset_id
+    [(name, request)] = ports.workflow.started.items()
+    assert name == upload.execution_name
+    assert (request.settings.suffix, request.settings.hyperparameters.n_epochs) == ("support", 3)
+    assert ports.files.objects[
+        (upload.bucket, "reports/support set.jsonl." + upload.version_id + ".report.json")
+    ]  # type: ignore[operator]
+
+    again = validate(s3_event, LambdaContext())
+    assert again["results"][0]["status"] == "already_launched"
+    assert len(ports.workflow.started) == 1
+
+
+def test_validate_upload_rejects_and_notifies(ports: Ports) -> None:
+    s3_event = event("validate_upload_s3_put.json")
+    bucket = s3_event["Records"][0]["s3"]["bucket"]["name"]
+    ports.files.objects[(bucket, "training/support set.jsonl")] = b'{"messages": []}\n'
+    result = handler("validate_upload")(s3_event, LambdaContext())
+    assert result["results"][0]["status"] == "rejected"
+    assert ports.workflow.started == {}
+    [sent] = ports.notifier.sent
+    assert sent.outcome == "rejected" and sent.error_code == "invalid_training_file"
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+def test_validate_upload_skips_the_s3_test_event(ports: Ports) -> None:
+    assert handler("validate_upload")(
+        event("validate_upload_s3_test_event.json"), LambdaContext()
+    ) == {"results": []}
+    assert ports.notifier.sent == [] and ports.workflow.started == {}
+
+
+def test_launch_job(ports: Ports) -> None:
+    launch_event = event("launch_job.json")
+    upload = launch_event["request"]["upload"]
+    ports.files.objects[(upload["bucket"], upload["key"])] = as_lines(good_examples(12))
+    result = handler("launch_job")(launch_event, LambdaContext())
+    assert (result["job_id"], result["state"], result["next_wait_seconds"]) == (
+        "ftjob-1",
+        "running",
+        60,
+    )
+    json.dumps(result)  # the workflow carries it as JSON
+
+
+def test_poll_job(ports: Ports) -> None:
+    poll_event = event("poll_job.json")
+    job_id = poll_event["job"]["job_id"]
+    seed_job(ports.provider, job_id, trained_tokens=1200)
+    result = handler("poll_job")(poll_event, LambdaContext())
+    assert (result["job_id"], result["polls"], result["trained_tokens"]) == (
+        job_id,
+        poll_event["job"]["polls"] + 1,
+        1200,
+    )
+    assert result["latest_events"] == ports.provider.events
+
+
+def test_cancel_job(ports: Ports) -> None:
+    cancel_event = event("cancel_job.json")
+    seed_job(ports.provider, cancel_event["job"]["job_id"])
+    result = handler("cancel_job")(cancel_event, LambdaContext())
+    assert (result["state"], result["timed_out"]) == ("cancelled", True)
+
+
+def test_finish_job_succeeded(ports: Ports) -> None:
+    finish_event = event("finish_job_succeeded.json")
+    job = finish_event["job"]
+    seed_job(
+        ports.provider,
+        job["job_id"],
+        status="succeeded",
+        state=JobState.SUCCEEDED,
+        fine_tuned_model=job["fine_tuned_model"],
+        trained_tokens=50_000,
+        finished_at=job["started_at"] + 600,
+    )
+    result = handler("finish_job")(finish_event, LambdaContext())
+    assert (result["outcome"], result["model_id"], result["newly_registered"]) == (
+        "succeeded",
+        job["fine_tuned_model"],
+        True,
+    )
+    assert ports.registry.get_model(job["fine_tuned_model"]) is not None
+
+
+def test_finish_job_failed(ports: Ports) -> None:
+    result = handler("finish_job")(event("finish_job_failed.json"), LambdaContext())
+    assert result["outcome"] == "failed" and result["model_id"] is None
+    [sent] = ports.notifier.sent
+    assert sent.error_code == "fine_tuning_unavailable"
