@@ -75,6 +75,12 @@ class LineResult:
     # The line is a whole example of another format (DPO in a chat file, etc.).
     foreign_format: str | None = None
 
+    def error(self, code: str, message: str, line: int, location: str | None = None) -> None:
+        self.errors.append(Finding(code=code, message=message, line=line, location=location))
+
+    def warn(self, code: str, message: str, line: int, location: str | None = None) -> None:
+        self.warnings.append(Finding(code=code, message=message, line=line, location=location))
+
 
 @lru_cache(maxsize=4096)
 def normalise(text: str) -> str:
@@ -98,23 +104,19 @@ def check_line(raw: bytes, line: int, data_format: DataFormat) -> LineResult:
         return result
     if not isinstance(obj, dict):
         kind = _json_kind(obj)
-        result.errors.append(
-            Finding(
-                code="data_type",
-                line=line,
-                message=f"Each line must be a JSON object (an example); this line is {kind}.",
-            )
+        result.error(
+            code="data_type",
+            line=line,
+            message=f"Each line must be a JSON object (an example); this line is {kind}.",
         )
         return result
     foreign = _foreign_format(obj, data_format)
     if foreign is not None:
         result.foreign_format = foreign
-        result.errors.append(
-            Finding(
-                code=f"{foreign}_example_in_{data_format}_file",
-                line=line,
-                message=_foreign_hint(foreign, data_format),
-            )
+        result.error(
+            code=f"{foreign}_example_in_{data_format}_file",
+            line=line,
+            message=_foreign_hint(foreign, data_format),
         )
         return result
     # Special-token strings are rare: skip the per-string scan when the raw line has none.
@@ -328,30 +330,24 @@ def _check_chat(example: ChatExample, line: int, result: LineResult, scan_specia
     )
     assistants = [m for m in example.messages if isinstance(m, AssistantMessage)]
     if not assistants:
-        result.errors.append(
-            Finding(
-                code="example_missing_assistant_message",
-                line=line,
-                message="The example has no assistant message, so there is nothing to train on.",
-            )
+        result.error(
+            code="example_missing_assistant_message",
+            line=line,
+            message="The example has no assistant message, so there is nothing to train on.",
         )
     elif all(m.weight == 0 for m in assistants):
-        result.errors.append(
-            Finding(
-                code="no_trainable_assistant_message",
-                line=line,
-                message="Every assistant message has weight 0, so nothing in this example is trained on.",
-            )
+        result.error(
+            code="no_trainable_assistant_message",
+            line=line,
+            message="Every assistant message has weight 0, so nothing in this example is trained on.",
         )
     elif not isinstance(example.messages[-1], AssistantMessage):
-        result.warnings.append(
-            Finding(
-                code="last_message_not_assistant",
-                line=line,
-                location=f"messages[{len(example.messages) - 1}]",
-                message="The example does not end with an assistant message; "
-                "the messages after the last assistant reply are not trained on.",
-            )
+        result.warn(
+            code="last_message_not_assistant",
+            line=line,
+            location=f"messages[{len(example.messages) - 1}]",
+            message="The example does not end with an assistant message; "
+            "the messages after the last assistant reply are not trained on.",
         )
 
 
@@ -370,22 +366,18 @@ def _check_dpo(example: DpoExample, line: int, result: LineResult, scan_special:
         )
     last = example.input.messages[-1]
     if last.role != "user":
-        result.errors.append(
-            Finding(
-                code="dpo_input_must_end_with_user",
-                line=line,
-                location=f"input.messages[{len(example.input.messages) - 1}]",
-                message="DPO trains the final assistant turn only: input.messages must end with a user message.",
-            )
+        result.error(
+            code="dpo_input_must_end_with_user",
+            line=line,
+            location=f"input.messages[{len(example.input.messages) - 1}]",
+            message="DPO trains the final assistant turn only: input.messages must end with a user message.",
         )
     preferred, rejected = example.preferred_output[0], example.non_preferred_output[0]
     if preferred.model_dump() == rejected.model_dump():
-        result.warnings.append(
-            Finding(
-                code="identical_preference_pair",
-                line=line,
-                message="preferred_output and non_preferred_output are identical; the pair teaches nothing.",
-            )
+        result.warn(
+            code="identical_preference_pair",
+            line=line,
+            message="preferred_output and non_preferred_output are identical; the pair teaches nothing.",
         )
 
 
@@ -405,28 +397,24 @@ def _check_messages(
         where = f"{prefix}[{index}]"
         for text in _strings_of(message) if scan_special else ():
             if "<|" in text and (match := SPECIAL_TOKEN.search(text)):
-                result.errors.append(
-                    Finding(
-                        code="special_token",
-                        line=line,
-                        location=where,
-                        message=f"{where} contains the special-token string {match.group()}; "
-                        "OpenAI fails the whole job on it. Remove or escape it.",
-                    )
+                result.error(
+                    code="special_token",
+                    line=line,
+                    location=where,
+                    message=f"{where} contains the special-token string {match.group()}; "
+                    "OpenAI fails the whole job on it. Remove or escape it.",
                 )
                 break
         if isinstance(message, AssistantMessage):
             _check_assistant(message, where, tool_names, line, result)
             open_call_ids.update(call.id for call in message.tool_calls or ())
         elif message.role == "tool" and message.tool_call_id not in open_call_ids:
-            result.errors.append(
-                Finding(
-                    code="unknown_tool_call_id",
-                    line=line,
-                    location=f"{where}.tool_call_id",
-                    message=f'{where} answers tool call "{message.tool_call_id}", which no earlier '
-                    "assistant message made.",
-                )
+            result.error(
+                code="unknown_tool_call_id",
+                line=line,
+                location=f"{where}.tool_call_id",
+                message=f'{where} answers tool call "{message.tool_call_id}", which no earlier '
+                "assistant message made.",
             )
         if message.role == "user" and isinstance(message.content, list):
             for part_index, part in enumerate(message.content):
@@ -440,21 +428,17 @@ def _check_messages(
             and not message.content.strip()
             and message.role in ("user", "system")
         ):
-            result.warnings.append(
-                Finding(
-                    code="empty_content",
-                    line=line,
-                    location=where,
-                    message=f"{where} has empty content.",
-                )
+            result.warn(
+                code="empty_content",
+                line=line,
+                location=where,
+                message=f"{where} has empty content.",
             )
     if images > MAX_IMAGES_PER_EXAMPLE:
-        result.errors.append(
-            Finding(
-                code="too_many_images",
-                line=line,
-                message=f"The example has {images} images; at most {MAX_IMAGES_PER_EXAMPLE} are allowed.",
-            )
+        result.error(
+            code="too_many_images",
+            line=line,
+            message=f"The example has {images} images; at most {MAX_IMAGES_PER_EXAMPLE} are allowed.",
         )
 
 
@@ -466,35 +450,29 @@ def _check_assistant(
     result: LineResult,
 ) -> None:
     if message.content is None and not message.tool_calls and message.function_call is None:
-        result.errors.append(
-            Finding(
-                code="missing_content",
-                line=line,
-                location=f"{where}.content",
-                message=f"{where} has null content and no tool_calls: an assistant message needs one of them.",
-            )
+        result.error(
+            code="missing_content",
+            line=line,
+            location=f"{where}.content",
+            message=f"{where} has null content and no tool_calls: an assistant message needs one of them.",
         )
     for call_index, call in enumerate(message.tool_calls or ()):
         call_where = f"{where}.tool_calls[{call_index}]"
         try:
             orjson.loads(call.function.arguments)
         except orjson.JSONDecodeError:
-            result.errors.append(
-                Finding(
-                    code="invalid_tool_arguments",
-                    line=line,
-                    location=f"{call_where}.function.arguments",
-                    message=f"{call_where}.function.arguments must be a JSON-encoded string of the arguments.",
-                )
+            result.error(
+                code="invalid_tool_arguments",
+                line=line,
+                location=f"{call_where}.function.arguments",
+                message=f"{call_where}.function.arguments must be a JSON-encoded string of the arguments.",
             )
         if tool_names is not None and call.function.name not in tool_names:
-            result.warnings.append(
-                Finding(
-                    code="undefined_tool",
-                    line=line,
-                    location=f"{call_where}.function.name",
-                    message=f'{call_where} calls "{call.function.name}", which is not in the example\'s tools.',
-                )
+            result.warn(
+                code="undefined_tool",
+                line=line,
+                location=f"{call_where}.function.name",
+                message=f'{call_where} calls "{call.function.name}", which is not in the example\'s tools.',
             )
 
 
@@ -502,47 +480,39 @@ def _check_image_url(url: str, where: str, line: int, result: LineResult) -> Non
     if url.startswith(("http://", "https://")):
         return
     if not url.startswith("data:"):
-        result.errors.append(
-            Finding(
-                code="invalid_image_url",
-                line=line,
-                location=where,
-                message=f"{where}: an image must be an http(s) URL or a base64 data URL.",
-            )
+        result.error(
+            code="invalid_image_url",
+            line=line,
+            location=where,
+            message=f"{where}: an image must be an http(s) URL or a base64 data URL.",
         )
         return
     header, _, payload = url.partition(",")
     media_type = header[len("data:") :].split(";")[0]
     if media_type not in IMAGE_MEDIA_TYPES or ";base64" not in header:
-        result.errors.append(
-            Finding(
-                code="unsupported_image_format",
-                line=line,
-                location=where,
-                message=f'{where}: images must be base64 JPEG, PNG or WEBP (got "{media_type or "?"}").',
-            )
+        result.error(
+            code="unsupported_image_format",
+            line=line,
+            location=where,
+            message=f'{where}: images must be base64 JPEG, PNG or WEBP (got "{media_type or "?"}").',
         )
         return
     try:
         size = len(base64.b64decode(payload, validate=True))
     except (binascii.Error, ValueError):
-        result.errors.append(
-            Finding(
-                code="invalid_image_data",
-                line=line,
-                location=where,
-                message=f"{where}: the base64 image data is corrupt.",
-            )
+        result.error(
+            code="invalid_image_data",
+            line=line,
+            location=where,
+            message=f"{where}: the base64 image data is corrupt.",
         )
         return
     if size > MAX_IMAGE_BYTES:
-        result.errors.append(
-            Finding(
-                code="image_too_large",
-                line=line,
-                location=where,
-                message=f"{where}: the image is {size / 1_048_576:.1f} MB; the limit is 10 MB.",
-            )
+        result.error(
+            code="image_too_large",
+            line=line,
+            location=where,
+            message=f"{where}: the image is {size / 1_048_576:.1f} MB; the limit is 10 MB.",
         )
 
 
