@@ -4,7 +4,25 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test lint typecheck demo bench clean
+# SAM CLI pins its own boto3, cfn-lint and click, so it lives in a venv of its own.
+SAM_CLI_VERSION := 1.170.0
+SAM_VENV  := .venv-sam
+SAM       := $(SAM_VENV)/bin/sam
+SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)
+# Validation and builds need a region but no credentials.
+SAM_ENV   := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
+# The Lambda runtime in template.yaml; `sam build` needs a matching interpreter on PATH.
+LAMBDA_PYTHON := 3.12
+
+# Node tools (asl-validator), pinned by .tools/package-lock.json.
+NODE_DIR   := .tools
+NODE_STAMP := $(NODE_DIR)/node_modules/.installed
+
+.PHONY: setup test lint typecheck demo bench bench-imports clean \
+	sam-tools sam-validate sam-build node-tools
+
+# The steps of `make test` run in the order they are listed, also under -j.
+.NOTPARALLEL:
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +39,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck sam-validate sam-build $(NODE_STAMP)
 	$(BIN)/pytest -q
 
 demo: $(STAMP)
@@ -30,5 +48,48 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/validate_bench.py
 
+bench-imports: $(STAMP)
+	$(BIN)/python benchmarks/import_times.py
+
+# ------------------------------------------------------------------ AWS SAM
+
+$(SAM_STAMP):
+	rm -rf $(SAM_VENV)
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip==26.3
+	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
+	touch $(SAM_STAMP)
+
+sam-tools: $(SAM_STAMP)
+
+sam-validate: $(SAM_STAMP)
+	$(SAM_ENV) $(SAM) validate --lint --region us-east-1 --template-file template.yaml
+
+# Uses samconfig.toml's build settings (cached, parallel).
+sam-build: $(SAM_STAMP)
+	@pybin=""; \
+	root="$$(pyenv root 2>/dev/null || echo "$${PYENV_ROOT:-$$HOME/.pyenv}")"; \
+	for dir in $$(ls -d "$$root"/versions/$(LAMBDA_PYTHON).*/bin 2>/dev/null | sort -V -r); do \
+		if "$$dir/python$(LAMBDA_PYTHON)" -c 'import sys' 2>/dev/null; then pybin="$$dir"; break; fi; \
+	done; \
+	if [ -z "$$pybin" ] && python$(LAMBDA_PYTHON) -c 'import sys' 2>/dev/null; then \
+		pybin="$$(dirname "$$(python$(LAMBDA_PYTHON) -c 'import sys; print(sys.executable)')")"; \
+	fi; \
+	if [ -z "$$pybin" ]; then \
+		echo "sam-build: no python$(LAMBDA_PYTHON) found (looked in $$root/versions/$(LAMBDA_PYTHON).*/bin and on PATH)." >&2; \
+		echo "sam-build: the functions run on python$(LAMBDA_PYTHON); install it, e.g. 'pyenv install $(LAMBDA_PYTHON)'." >&2; \
+		exit 1; \
+	fi; \
+	echo "sam build with $$pybin/python$(LAMBDA_PYTHON)"; \
+	PATH="$$pybin:$$PATH" $(SAM_ENV) $(SAM) build --template-file template.yaml
+
+# ------------------------------------------------------------------ Node tools
+
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	npm ci --prefix $(NODE_DIR) --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+node-tools: $(NODE_STAMP)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(NODE_DIR)/node_modules .aws-sam .pytest_cache .mypy_cache .ruff_cache
