@@ -34,6 +34,7 @@ class FakeProvider:
     events: list[str] = field(default_factory=lambda: ["Step 5/10: training loss=0.90"])
     fail_with: ProviderError | None = None
     created: list[JobRequest] = field(default_factory=list)
+    chats: list[dict[str, Any]] = field(default_factory=list)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def _check(self) -> None:
@@ -82,6 +83,23 @@ class FakeProvider:
 
     def final_metrics(self, job: ProviderJob) -> TrainingMetrics | None:
         return TrainingMetrics(steps=10, train_loss=0.25, valid_loss=0.31)
+
+    def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        self._check()
+        self.chats.append(body)
+        return {
+            "id": f"chatcmpl-{len(self.chats)}",
+            "object": "chat.completion",
+            "created": 1_700_000_000,
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": "ok"},
+                }
+            ],
+        }
 
 
 @dataclass

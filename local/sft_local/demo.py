@@ -14,12 +14,16 @@ import time
 from decimal import Decimal
 from typing import Any, TextIO
 
+import openai
+
+from sft_local.api_server import LocalApiServer
+from sft_local.serve import DEMO_ALIAS, LOG_FILE, issue_key, point_alias
 from sft_local.stack import REPO, LocalStack
+from sft_pipeline.adapters.registry import Registry
 from sft_pipeline.jobs import UploadRef
 
 SAMPLES = REPO / "samples"
 POLL_SECONDS = 0.05
-LOG_FILE = REPO / ".local" / "function-logs.jsonl"
 
 
 class _Console:
@@ -69,6 +73,28 @@ def follow(stack: LocalStack, upload: UploadRef) -> str:
             say(f"  workflow execution: {status}")
             return status
         time.sleep(POLL_SECONDS)
+
+
+def call_through_the_api(stack: LocalStack, model_id: str) -> None:
+    """The last step a user takes: an OpenAI client, pointed at this API, calls the model."""
+    with LocalApiServer(stack) as server:
+        key = issue_key(Registry(stack.table()), "demo")
+        version = point_alias(server, key, DEMO_ALIAS, model_id)
+        say()
+        say(
+            f"8. The API on {server.base_url}: alias {DEMO_ALIAS} (version {version}) -> {model_id}"
+        )
+        say(f'   client = openai.OpenAI(base_url="{server.base_url}", api_key="{key[:12]}...")')
+        client = openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0)
+        question = "My Summit 2 tent arrived with a broken pole. What can you do?"
+        answer = client.chat.completions.with_raw_response.create(
+            model=DEMO_ALIAS, messages=[{"role": "user", "content": question}]
+        )
+        say(f"   user:      {question}")
+        say(f"   assistant: {answer.parse().choices[0].message.content}")
+        say(
+            f"   (served by {answer.headers['x-sft-model']}, alias {answer.headers['x-sft-alias']})"
+        )
 
 
 def run() -> int:
@@ -127,6 +153,7 @@ def run() -> int:
         say(f"   {record['summary']} -> {record['status']} ({record['rejection_code']})")
         for email in stack.emails():
             say("   " + email.replace("\n", "\n   "))
+        call_through_the_api(stack, model["model_id"])
     say(f"Done in {time.monotonic() - started:.1f}s.")
     return 0
 

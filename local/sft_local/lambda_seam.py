@@ -73,6 +73,7 @@ class LambdaSeam:
     # since a handler may publish to SNS, which invokes a subscriber synchronously).
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _modules: dict[str, ModuleType] = field(default_factory=dict)
+    _warm_function: str | None = None
 
     def _load(self, name: str, code: FunctionCode) -> Handler:
         module_name, _, attribute = code.handler.rpartition(".")
@@ -122,9 +123,13 @@ class LambdaSeam:
     ) -> tuple[str, bool]:
         output = redirect_stdout(self.log_stream) if self.log_stream else nullcontext()
         with self._lock, output, mock.patch.dict(os.environ, _runtime_env(function, code)):
-            from sft_pipeline import runtime  # noqa: PLC0415 - a fresh "container" per call
+            if self._warm_function != function.function_name:
+                # Each function has a container of its own on AWS: one process here, so the
+                # adapters built for the previous function (its settings) are dropped.
+                from sft_pipeline import runtime  # noqa: PLC0415
 
-            runtime.reset()
+                runtime.reset()
+                self._warm_function = function.function_name
             try:
                 result = self._load(function.function_name, code)(event, _Context(function))
             except Exception as exc:

@@ -157,6 +157,12 @@ class LocalStack:
             self._record(
                 logical, f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}", Name=name
             )
+        # Served by sft_local.api_server, not by moto; references to them still resolve.
+        for logical in resources_of_type(self.template, "AWS::Serverless::Api"):
+            self._record(logical, "local", RootResourceId="local")
+        for logical in resources_of_type(self.template, "AWS::Logs::LogGroup"):
+            name = f"/local/{self._physical_name(logical)}"
+            self._record(logical, name, Arn=f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}")
 
     def _create_queues(self) -> None:
         sqs = boto3.client("sqs")
@@ -338,6 +344,8 @@ class LocalStack:
         ).items():
             arn = self.resolver.attributes[(logical, "Arn")]
             for event in resource["Properties"].get("Events", {}).values():
+                if event["Type"] not in ("S3", "SNS"):
+                    continue
                 props = self.resolver.resolve(event["Properties"])
                 if event["Type"] == "S3":
                     rules = props.get("Filter", {}).get("S3Key", {}).get("Rules", [])
@@ -351,8 +359,16 @@ class LocalStack:
                         }
                     )
                 elif event["Type"] == "SNS":
+                    attributes = (
+                        {"FilterPolicy": json.dumps(props["FilterPolicy"])}
+                        if "FilterPolicy" in props
+                        else {}
+                    )
                     boto3.client("sns").subscribe(
-                        TopicArn=props["Topic"], Protocol="lambda", Endpoint=arn
+                        TopicArn=props["Topic"],
+                        Protocol="lambda",
+                        Endpoint=arn,
+                        Attributes=attributes,
                     )
         for bucket, configurations in notifications.items():
             boto3.client("s3").put_bucket_notification_configuration(

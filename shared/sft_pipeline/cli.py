@@ -3,24 +3,41 @@
 ``sft validate FILE`` checks a training file the way the fine-tuning provider
 will (and more) and prints a readable report, or one JSON object with --json.
 Exit status: 0 valid, 1 invalid, 2 unreadable file or bad usage.
+
+``sft keys create|list|revoke`` manages the inference API's keys in a deployed
+stack (``--stack``) or a registry table (``--table``). A key is printed once, at
+creation; only its hash is stored, and nothing ever prints the hash.
+Exit status: 0 done, 1 no such key, 2 bad usage or AWS unreachable.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
+from sft_pipeline.adapters.registry import ApiKeyNotFound, Registry
+from sft_pipeline.adapters.stack_outputs import StackNotFoundError, stack_outputs
+from sft_pipeline.adapters.usage_keys import UsageKeys
+from sft_pipeline.api_keys import KEY_NAME, ApiKeyRecord, looks_like_key, new_key
 from sft_pipeline.validation import DataSource, ValidationOptions, ValidationReport, validate
 from sft_pipeline.validation.catalog import load_catalog
 from sft_pipeline.validation.progress import ProgressBar
 from sft_pipeline.validation.render import render_text
 from sft_pipeline.validation.sources import SourceError, open_source
 
+if TYPE_CHECKING:
+    from boto3.session import Session
+    from botocore.exceptions import ClientError
+
 EXIT_VALID = 0
 EXIT_INVALID = 1
 EXIT_UNUSABLE = 2
+EXIT_OK = 0
+EXIT_NOT_FOUND = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,12 +80,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     check.add_argument("--no-progress", action="store_true", help="never show the progress bar")
+    _add_keys_commands(commands)
+    _add_local_commands(commands)
     return parser
+
+
+def _add_local_commands(commands: Any) -> None:
+    local = commands.add_parser(
+        "local",
+        help="run parts of the stack on this machine (no AWS account, no OpenAI key)",
+        description="The embedded local stack: moto for AWS, an emulator for OpenAI.",
+    )
+    actions = local.add_subparsers(dest="local_command", required=True, metavar="ACTION")
+    api = actions.add_parser(
+        "api",
+        help="serve the inference API on 127.0.0.1, as API Gateway would",
+        description="Serve the OpenAI-compatible API on 127.0.0.1: the sample is trained, "
+        "the alias support-bot points at it, and an API key is printed. Ctrl-C stops it.",
+    )
+    api.add_argument(
+        "--port", type=int, default=8000, help="port on 127.0.0.1 (default %(default)s)"
+    )
+    api.add_argument("--no-sample", action="store_true", help="do not train the sample model first")
+
+
+def _run_local(args: argparse.Namespace) -> int:
+    from sft_local.serve import serve  # noqa: PLC0415 - development tooling, not the Lambda path
+
+    try:
+        serve(args.port, train=not args.no_sample, out=sys.stdout)
+    except KeyboardInterrupt:
+        return EXIT_VALID
+    except OSError as exc:
+        print(f"sft: cannot serve on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    return EXIT_VALID
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "keys":
+        return _run_keys(args)
+    if args.command == "local":
+        return _run_local(args)
     try:
         options = ValidationOptions(
             data_format=args.data_format,
@@ -110,6 +165,204 @@ def _run(
 def _first_error_line(exc: ValueError) -> str:
     lines = str(exc).splitlines()
     return " ".join(line.strip() for line in lines[1:3]) if len(lines) > 1 else str(exc)
+
+
+# ------------------------------------------------------------------ sft keys
+
+
+class _Target(NamedTuple):
+    """Where the keys live: the registry table and, if the stack has one, the usage plan."""
+
+    table: str
+    usage_plan_id: str | None
+
+
+class _StackError(Exception):
+    """The stack is not one this command can use; the message says why."""
+
+
+def _add_keys_commands(commands: Any) -> None:
+    keys = commands.add_parser(
+        "keys",
+        help="create, list and revoke keys for the inference API",
+        description="Manage the inference API's keys. A key is shown once, when it is "
+        "created; only its hash is stored. Exit 0 done, 1 no such key, 2 bad usage or "
+        "AWS unreachable.",
+    )
+    actions = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    where = argparse.ArgumentParser(add_help=False)
+    target = where.add_mutually_exclusive_group(required=True)
+    target.add_argument(
+        "--stack",
+        help="deployed stack name: its RegistryTableName and UsagePlanId outputs are used",
+    )
+    target.add_argument("--table", help="registry table name")
+    where.add_argument("--region", help="AWS region (default: from your AWS configuration)")
+    where.add_argument("--json", action="store_true", help="print JSON on stdout")
+
+    create = actions.add_parser(
+        "create", parents=[where], help="issue a key (printed once)", description=_create.__doc__
+    )
+    create.add_argument(
+        "--name",
+        required=True,
+        type=_key_name,
+        help="who or what the key is for: 1-64 letters, digits, spaces, '_', '.', '-'",
+    )
+    create.add_argument(
+        "--usage-plan-id",
+        metavar="ID",
+        help="API Gateway usage plan that throttles the key (default: the stack's UsagePlanId)",
+    )
+    create.set_defaults(run=_create)
+    listing = actions.add_parser(
+        "list", parents=[where], help="list keys", description=_list.__doc__
+    )
+    listing.set_defaults(run=_list)
+    revoke = actions.add_parser(
+        "revoke", parents=[where], help="revoke a key", description=_revoke.__doc__
+    )
+    revoke.add_argument(
+        "key_id", metavar="KEY_ID", type=_key_id, help="the key's id, as `sft keys list` shows"
+    )
+    revoke.set_defaults(run=_revoke)
+
+
+def _key_name(value: str) -> str:
+    if not KEY_NAME.fullmatch(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: use 1-64 letters, digits, spaces, '_', '.' or '-'"
+        )
+    return value
+
+
+def _key_id(value: str) -> str:
+    if looks_like_key(value):
+        # Never echo it back: it is a secret.
+        raise argparse.ArgumentTypeError(
+            "that is a key itself, not its id: pass the key_... id that `sft keys list` shows"
+        )
+    return value
+
+
+def _run_keys(args: argparse.Namespace) -> int:
+    import boto3  # noqa: PLC0415 - only the keys commands pay for importing boto3
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    try:
+        session = boto3.session.Session(region_name=args.region)
+        target = _resolve_target(session, args)
+        status: int = args.run(args, session, target)
+    except ApiKeyNotFound as missing:
+        return _fail(str(missing), EXIT_NOT_FOUND)
+    except (_StackError, StackNotFoundError) as cannot:
+        return _fail(str(cannot))
+    except ClientError as refused:
+        return _fail(_refusal(refused, args))
+    except BotoCoreError as unreachable:
+        return _fail(f"cannot reach AWS: {unreachable}")
+    return status
+
+
+def _resolve_target(session: Session, args: argparse.Namespace) -> _Target:
+    if args.table is not None:
+        return _Target(table=args.table, usage_plan_id=None)
+    outputs = stack_outputs(session.client("cloudformation"), args.stack)
+    if "RegistryTableName" not in outputs:
+        raise _StackError(f"stack {args.stack!r} has no RegistryTableName output")
+    return _Target(table=outputs["RegistryTableName"], usage_plan_id=outputs.get("UsagePlanId"))
+
+
+def _registry(session: Session, target: _Target) -> Registry:
+    return Registry(session.resource("dynamodb").Table(target.table))
+
+
+def _usage_keys(session: Session, usage_plan_id: str) -> UsageKeys:
+    return UsageKeys(session.client("apigateway"), usage_plan_id)
+
+
+def _create(args: argparse.Namespace, session: Session, target: _Target) -> int:
+    """Issue a key. It is printed once and cannot be shown again: only its hash is stored.
+    With a usage plan (--usage-plan-id, or the stack's UsagePlanId output) the key is
+    throttled on its own."""
+    secret, record = new_key(args.name, datetime.now(UTC))
+    usage_plan_id = args.usage_plan_id or target.usage_plan_id
+    # The usage key first: the API requires one, so a stored key without it would be refused.
+    if usage_plan_id:
+        usage_key_id = _usage_keys(session, usage_plan_id).create(record.name, record.key_hash)
+        record = record.model_copy(update={"usage_key_id": usage_key_id})
+    _registry(session, target).put_api_key(record)
+    warning = "Copy the key now: it cannot be shown again (only its hash is stored)."
+    if args.json:
+        _print_json({"key": secret, **_public(record)})
+        print(warning, file=sys.stderr)
+    else:
+        print(f"Created API key {record.key_id} ({record.name}).\n\n    {secret}\n\n{warning}")
+    if not usage_plan_id:
+        print(
+            "sft: warning: no usage plan, so no usage key: an API that requires one, as the "
+            "deployed stack's does, refuses this key (use --stack or --usage-plan-id)",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def _list(args: argparse.Namespace, session: Session, target: _Target) -> int:
+    """List the keys, newest first: id, name, when created and when revoked."""
+    records = _registry(session, target).list_api_keys()
+    if args.json:
+        _print_json([_public(record) for record in records])
+        return EXIT_OK
+    if not records:
+        print("No API keys.")
+        return EXIT_OK
+    rows = [("KEY ID", "NAME", "CREATED", "REVOKED")]
+    rows += [(r.key_id, r.name, _when(r.created_at), _when(r.revoked_at)) for r in records]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    return EXIT_OK
+
+
+def _revoke(args: argparse.Namespace, session: Session, target: _Target) -> int:
+    """Revoke a key: requests with it are refused from now on. Repeating it is harmless."""
+    record = _registry(session, target).revoke_api_key(args.key_id, datetime.now(UTC))
+    if record.usage_key_id:
+        # Disabling needs only the key's own id, whichever plan it is in.
+        _usage_keys(session, target.usage_plan_id or "").disable(record.usage_key_id)
+    if args.json:
+        _print_json(_public(record))
+    else:
+        print(f"Revoked {record.key_id} ({record.name}) at {_when(record.revoked_at)}.")
+    return EXIT_OK
+
+
+def _public(record: ApiKeyRecord) -> dict[str, Any]:
+    """What may be shown of a key: everything but its hash."""
+    return {**record.model_dump(mode="json", exclude={"key_hash"}), "active": record.active}
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.isoformat(timespec="seconds") if moment else "-"
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2) + "\n")
+
+
+def _refusal(error: ClientError, args: argparse.Namespace) -> str:
+    details = error.response.get("Error", {})
+    if details.get("Code") == "ResourceNotFoundException":
+        table = repr(args.table) if args.table else f"of stack {args.stack!r}"
+        return f"the registry table {table} does not exist in this account and region"
+    return f"AWS refused {error.operation_name}: {details.get('Message') or details.get('Code')}"
+
+
+def _fail(message: str, status: int = EXIT_UNUSABLE) -> int:
+    print(f"sft: {message}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

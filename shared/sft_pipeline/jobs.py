@@ -62,6 +62,11 @@ class JobSettings(_Frozen):
     holdout_percent: Annotated[int, Field(ge=0, le=50)] = 0
     cost_cap_usd: Annotated[float, Field(ge=0)] | None = None
 
+    @field_validator("cost_cap_usd")
+    @classmethod
+    def _zero_means_no_cap(cls, value: float | None) -> float | None:
+        return value or None
+
     @field_validator("suffix")
     @classmethod
     def _safe_suffix(cls, value: str | None) -> str | None:

@@ -6,8 +6,8 @@ pays only for the clients it uses (the validation function never imports openai)
 
 from __future__ import annotations
 
-from functools import cache
-from typing import TYPE_CHECKING
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 # Control-plane calls: well under the task timeouts, including the SDK's own retries of reads.
 OPENAI_TIMEOUT_SECONDS = 60.0
+INFERENCE_TIMEOUT_SECONDS = 25.0
 
 
 def settings() -> PipelineSettings:
@@ -49,19 +50,35 @@ def notifier() -> Notifier:
 
 
 def provider() -> FineTuningProvider:
-    """The provider with a key read through the secrets cache (a rotated key is picked up)."""
-    import openai  # noqa: PLC0415 - only the provider functions pay for importing openai
+    """The provider for the workflow's steps, with a key read through the secrets cache."""
+    return _openai_provider(OPENAI_TIMEOUT_SECONDS, sdk_retries=2, rate_limit_wait=20.0)
 
+
+def inference_provider() -> FineTuningProvider:
+    """The provider for the API: answers or fails fast (a 429 goes back to the caller
+    with its Retry-After), well inside API Gateway's 29-second limit."""
+    return _openai_provider(INFERENCE_TIMEOUT_SECONDS, sdk_retries=1, rate_limit_wait=0.0)
+
+
+def _openai_provider(
+    timeout: float, sdk_retries: int, rate_limit_wait: float
+) -> FineTuningProvider:
     from sft_pipeline.adapters.secrets import read_secret  # noqa: PLC0415
     from sft_pipeline.providers.openai_provider import OpenAIProvider  # noqa: PLC0415
 
     config = settings()
-    client = openai.OpenAI(
-        api_key=read_secret(config.openai_secret_arn),
-        base_url=config.openai_base_url or None,
-        timeout=OPENAI_TIMEOUT_SECONDS,
+    client = _openai_client(
+        read_secret(config.openai_secret_arn), config.openai_base_url or None, timeout, sdk_retries
     )
-    return OpenAIProvider(client)
+    return OpenAIProvider(client, max_rate_limit_wait=rate_limit_wait)
+
+
+@lru_cache(maxsize=4)
+def _openai_client(api_key: str, base_url: str | None, timeout: float, retries: int) -> Any:
+    """One client (and connection pool) per key: a rotated key gets a new one."""
+    import openai  # noqa: PLC0415
+
+    return openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=retries)
 
 
 def reset() -> None:
@@ -71,4 +88,5 @@ def reset() -> None:
     load_settings.cache_clear()
     for builder in (storage, registry, workflow, notifier):
         builder.cache_clear()
+    _openai_client.cache_clear()
     parameters.clear_caches()  # type: ignore[no-untyped-call]

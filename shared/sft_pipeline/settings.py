@@ -36,6 +36,8 @@ class PipelineSettings(BaseSettings):
     poll_interval_seconds: int = Field(default=60, ge=0)
     max_poll_interval_seconds: int = Field(default=600, ge=0)
     max_job_duration_hours: float = Field(default=24, gt=0)
+    # The largest max_tokens the inference API passes on.
+    max_output_tokens: int = Field(default=4096, ge=1)
 
     def job_defaults(self) -> JobSettings:
         return JobSettings(
@@ -47,7 +49,7 @@ class PipelineSettings(BaseSettings):
                     "learning_rate_multiplier": self.default_learning_rate_multiplier,
                 }
             ),
-            cost_cap_usd=self.default_cost_cap_usd or None,
+            cost_cap_usd=self.default_cost_cap_usd,
         )
 
     def poll_policy(self) -> PollPolicy:

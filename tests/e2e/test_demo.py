@@ -21,3 +21,4 @@ def test_demo_trains_registers_and_notifies(capsys: pytest.CaptureFixture[str]) 
     assert "Fine-tune succeeded" in out  # the email
     assert '"blocks"' in out  # the Slack message
     assert "-> rejected (invalid_training_file)" in out
+    assert f"assistant: [{model_id.group(1)}] My Summit 2 tent arrived" in out

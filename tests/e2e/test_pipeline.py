@@ -225,3 +225,13 @@ def test_automatic_holdout_split(stack: LocalStack) -> None:
     assert len(uploads) == 2
     model = next(i for i in stack.table().scan()["Items"] if i["PK"].startswith("MODEL#"))
     assert model["valid_loss"] is not None
+
+
+def test_alarms_reach_email_but_not_slack(stack: LocalStack) -> None:
+    alarm = json.dumps({"AlarmName": "sft-local-SlackDeadLetterAlarm", "NewStateValue": "ALARM"})
+    boto3.client("sns").publish(
+        TopicArn=stack.ref("NotificationTopic"), Message=alarm, Subject="ALARM"
+    )
+    stack.settle()
+    assert stack.emails() == [alarm]
+    assert stack.slack.messages == [] and stack.seam.invocations == []

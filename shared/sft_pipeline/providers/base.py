@@ -8,7 +8,7 @@ statemachine/*.asl.json.
 
 from __future__ import annotations
 
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -102,4 +102,8 @@ class FineTuningProvider(Protocol):
 
     def final_metrics(self, job: ProviderJob) -> TrainingMetrics | None:
         """Final training and validation loss from the job's result files."""
+        ...
+
+    def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One OpenAI-compatible chat completion (request and response as JSON objects)."""
         ...

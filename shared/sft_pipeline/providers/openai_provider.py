@@ -13,7 +13,7 @@ import csv
 import io
 import time
 from collections.abc import Callable
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import openai
 from openai.types.fine_tuning import FineTuningJob, job_create_params
@@ -232,3 +232,8 @@ class OpenAIProvider:
             return None
         content = self._call(lambda: self._client.files.content(job.result_files[0]).content)
         return parse_result_metrics(content)
+
+    def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        completion = self._call(lambda: self._client.chat.completions.create(**body))
+        result: dict[str, Any] = completion.model_dump(mode="json", exclude_unset=True)
+        return result

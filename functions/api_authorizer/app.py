@@ -1,0 +1,40 @@
+"""API Gateway REQUEST authorizer: a valid bearer key gets in, and its hash becomes the
+usage-plan key, so API Gateway throttles each key on its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.data_classes import event_source
+from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
+    APIGatewayAuthorizerRequestEvent,
+    APIGatewayAuthorizerResponse,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sft_pipeline import runtime
+from sft_pipeline.api.auth import authenticate
+
+logger = Logger()
+
+
+@logger.inject_lambda_context
+@event_source(data_class=APIGatewayAuthorizerRequestEvent)
+def lambda_handler(
+    event: APIGatewayAuthorizerRequestEvent, context: LambdaContext
+) -> dict[str, Any]:
+    key = authenticate(event.headers.get("Authorization"), runtime.registry())
+    if key is None:
+        logger.info("Request refused: missing, unknown or revoked key")
+        # API Gateway answers 401 for exactly this message, and says nothing more.
+        raise PermissionError("Unauthorized")
+    policy = APIGatewayAuthorizerResponse.from_route_arn(
+        event.method_arn,
+        principal_id=key.key_id,
+        context={"key_id": key.key_id},
+        usage_identifier_key=key.key_hash,
+    )
+    # One decision for every route: API Gateway caches it per key.
+    policy.allow_all_routes()
+    return policy.asdict()

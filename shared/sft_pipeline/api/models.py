@@ -1,0 +1,126 @@
+"""Request and response models of the API: OpenAI-compatible where OpenAI clients talk to it."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from sft_pipeline.aliases import Variant
+
+MAX_MESSAGES = 256
+MAX_STOP_SEQUENCES = 4
+
+
+class ChatMessage(BaseModel):
+    """Kept open: the provider checks the finer shape; we check what bounds the request."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatCompletionRequest(BaseModel):
+    """The OpenAI chat-completions request; fields we do not list pass through to the provider."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1, max_length=256)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    n: int | None = Field(default=None, ge=1, le=1)
+    stream: bool | None = None
+    stop: str | list[str] | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+
+    @field_validator("stop")
+    @classmethod
+    def _few_stop_sequences(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and len(value) > MAX_STOP_SEQUENCES:
+            raise ValueError(f"at most {MAX_STOP_SEQUENCES} stop sequences")
+        return value
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """OpenAI's error shape, so OpenAI SDKs raise their usual exceptions."""
+
+    error: ErrorDetail
+
+
+class ModelCard(BaseModel):
+    """One entry of GET /v1/models: OpenAI's model object plus what the registry knows."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+    kind: Literal["fine-tuned", "alias"]
+    base_model: str | None = None
+    shutdown_date: str | None = None
+    days_until_shutdown: int | None = None
+    alias_version: int | None = None
+    variants: list[Variant] | None = None
+    dataset_id: str | None = None
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class AliasUpdate(BaseModel):
+    """PUT /aliases/{name}: promote new variants, or roll back (or forward) to a version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None
+    variants: list[Variant] | None = None
+    version: int | None = Field(default=None, ge=1)
+    note: str | None = Field(default=None, max_length=500)
+
+
+class AliasView(BaseModel):
+    alias: str
+    current_version: int
+    variants: list[Variant]
+    note: str | None = None
+
+
+class JobView(BaseModel):
+    """GET /jobs/{id}: the run from upload to model, in one place."""
+
+    job_id: str
+    dataset_id: str
+    provider: str
+    status: str
+    outcome: str | None = None
+    base_model: str | None = None
+    model_id: str | None = None
+    trained_tokens: int | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    upload: dict[str, Any] | None = None
+    report_uri: str | None = None
+    estimated_cost_usd: float | None = None
+    actual_cost_usd: float | None = None
+    train_loss: float | None = None
+    valid_loss: float | None = None
+    hyperparameters: dict[str, Any] | None = None
+    events: list[str] = Field(default_factory=list)
+
+
+class JobList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[JobView]

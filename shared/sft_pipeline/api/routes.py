@@ -1,0 +1,184 @@
+"""The HTTP surface of the API (Powertools event handler behind API Gateway REST).
+
+Clients authenticate with ``Authorization: Bearer <key>``; the Lambda authorizer has
+checked the key before a request gets here and passes its id in the request context.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import time
+from typing import Any
+
+from aws_lambda_powertools import Logger, single_metric
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sft_pipeline import runtime
+from sft_pipeline.api.models import (
+    AliasUpdate,
+    AliasView,
+    ChatCompletionRequest,
+    ErrorBody,
+    ErrorDetail,
+    JobList,
+    JobView,
+    ModelList,
+)
+from sft_pipeline.api.service import AliasCache, ApiError, ApiService
+
+# API Gateway accepts 10 MB; a chat request this large is a mistake or an attack.
+MAX_BODY_BYTES = 1024 * 1024
+METRICS_NAMESPACE = "SftPipeline"
+API_TITLE = "SFT Pipeline API"
+API_VERSION = "1.0.0"
+
+logger = Logger()
+app = APIGatewayRestResolver(enable_validation=True)
+app.configure_openapi(
+    title=API_TITLE,
+    version=API_VERSION,
+    description="OpenAI-compatible chat completions over the fine-tuned model registry, "
+    "with aliases, A/B splits and job control.",
+    security_schemes={"bearer": HTTPBearer(description="An API key from `sft keys create`.")},
+    security=[{"bearer": []}],
+)
+_variant_draws = random.Random()
+_alias_cache = AliasCache()
+
+
+def service() -> ApiService:
+    return ApiService(
+        registry=runtime.registry(),
+        provider=runtime.inference_provider(),
+        max_output_tokens=runtime.settings().max_output_tokens,
+        aliases=_alias_cache,
+    )
+
+
+def error_response(error: ApiError) -> Response[str]:
+    body = ErrorBody(
+        error=ErrorDetail(
+            message=error.message, type=error.type, param=error.param, code=error.code
+        )
+    )
+    return Response(
+        status_code=error.status,
+        content_type="application/json",
+        body=body.model_dump_json(),
+        headers=error.headers,
+    )
+
+
+@app.exception_handler(ApiError)  # type: ignore[untyped-decorator]
+def _api_error(error: ApiError) -> Response[str]:
+    return error_response(error)
+
+
+@app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
+def _invalid_request(error: RequestValidationError) -> Response[str]:
+    first = error.errors()[0]
+    where = [str(part) for part in first.get("loc", ()) if part != "body"]
+    return error_response(
+        ApiError(
+            400,
+            f"{'.'.join(where) or 'body'}: {first.get('msg', 'invalid')}",
+            param=".".join(where) or None,
+        )
+    )
+
+
+@app.not_found
+def _no_route(_error: NotFoundError) -> Response[str]:
+    return error_response(ApiError(404, "No such route.", code="not_found"))
+
+
+def _key_id() -> str:
+    authorizer = app.current_event.request_context.authorizer
+    return str(authorizer.get("key_id", "")) if authorizer else ""
+
+
+@app.post("/v1/chat/completions", summary="Create a chat completion (OpenAI-compatible)")
+def chat_completions(request: ChatCompletionRequest) -> Response[str]:
+    started = time.perf_counter()
+    outcome = "error"
+    label, served = request.model, request.model
+    try:
+        result = service().chat(request, _variant_draws.random())
+        outcome, served = "ok", result.served_model
+        label = result.alias or result.served_model
+        headers = {"x-sft-model": result.served_model}
+        if result.alias is not None:
+            headers["x-sft-alias"] = result.alias
+            headers["x-sft-variant"] = str(result.variant)
+        return Response(200, "application/json", json.dumps(result.body), headers)
+    finally:
+        _record_variant(label, served, outcome, (time.perf_counter() - started) * 1000)
+
+
+def _record_variant(model: str, served: str, outcome: str, latency_ms: float) -> None:
+    """One latency and one error metric per (alias or model, served model), for A/B comparison."""
+    for name, unit, value in (
+        ("Latency", MetricUnit.Milliseconds, latency_ms),
+        ("Errors", MetricUnit.Count, 0.0 if outcome == "ok" else 1.0),
+    ):
+        with single_metric(
+            name=name, unit=unit, value=value, namespace=METRICS_NAMESPACE
+        ) as metric:
+            metric.add_dimension(name="model", value=model)
+            metric.add_dimension(name="served_model", value=served)
+
+
+@app.get("/v1/models", summary="List fine-tuned models and aliases, with shutdown dates")
+def list_models() -> ModelList:
+    return service().list_models(dt.datetime.now(dt.UTC).date())
+
+
+@app.get("/jobs", summary="List fine-tuning jobs, newest first")
+def list_jobs() -> JobList:
+    return service().list_jobs()
+
+
+@app.get("/jobs/<job_id>", summary="A job: status, events, metrics, lineage, report location")
+def get_job(job_id: str) -> JobView:
+    return service().get_job(job_id)
+
+
+@app.post("/jobs/<job_id>/cancel", summary="Cancel a running job")
+def cancel_job(job_id: str) -> JobView:
+    logger.info("Cancelling job", extra={"job_id": job_id, "key_id": _key_id()})
+    return service().cancel_job(job_id)
+
+
+@app.put("/aliases/<name>", summary="Point an alias at a model or an A/B split, or roll it back")
+def put_alias(name: str, update: AliasUpdate) -> AliasView:
+    view = service().put_alias(name, update, dt.datetime.now(dt.UTC))
+    logger.info(
+        "Alias updated", extra={"alias": name, "version": view.current_version, "key_id": _key_id()}
+    )
+    return view
+
+
+def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    body = event.get("body") or ""
+    if len(body.encode() if isinstance(body, str) else body) > MAX_BODY_BYTES:
+        too_large = ErrorBody(
+            error=ErrorDetail(
+                message=f"The request body is over {MAX_BODY_BYTES // 1024} KiB.",
+                type="invalid_request_error",
+                code="request_too_large",
+            )
+        )
+        return {
+            "statusCode": 413,
+            "headers": {"Content-Type": "application/json"},
+            "body": too_large.model_dump_json(),
+            "isBase64Encoded": False,
+        }
+    return app.resolve(event, context)

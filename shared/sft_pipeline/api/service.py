@@ -1,0 +1,345 @@
+"""What the API does, without HTTP: resolve a model name, call the provider, read the
+registry, promote aliases. The handler turns these results and errors into responses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sft_pipeline.adapters.registry import (
+    AliasNotFound,
+    AliasVersionConflictError,
+    AliasVersionNotFound,
+    DatasetRecord,
+    JobRecord,
+    ModelRecord,
+    Registry,
+)
+from sft_pipeline.aliases import ALIAS_NAME, AliasVersion, parse_reference, pick_variant, single
+from sft_pipeline.api.models import (
+    AliasUpdate,
+    AliasView,
+    ChatCompletionRequest,
+    JobList,
+    JobView,
+    ModelCard,
+    ModelList,
+)
+from sft_pipeline.providers.base import (
+    FineTuningProvider,
+    ProviderError,
+    ProviderPermanentError,
+    ProviderRateLimitError,
+)
+from sft_pipeline.validation.catalog import load_catalog
+
+DEFAULT_MAX_OUTPUT_TOKENS = 4096
+EVENTS_SHOWN = 10
+
+
+@dataclass
+class ApiError(Exception):
+    """An error the caller gets as an OpenAI-style JSON body with this status."""
+
+    status: int
+    message: str
+    type: str = "invalid_request_error"
+    code: str | None = None
+    param: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    body: dict[str, Any]
+    served_model: str
+    # "alias@version" when the request named an alias, else None.
+    alias: str | None
+    variant: int | None
+
+
+@dataclass
+class AliasCache:
+    """Alias lookups kept for a few seconds: every chat request resolves one, and a
+    promotion reaches every warm container within ``ttl_seconds``."""
+
+    ttl_seconds: float = 30.0
+    max_entries: int = 1024
+    clock: Callable[[], float] = time.monotonic
+    _entries: dict[tuple[str, int | None], tuple[float, AliasVersion | None]] = field(
+        default_factory=dict
+    )
+
+    def get(
+        self, name: str, version: int | None, load: Callable[[], AliasVersion | None]
+    ) -> AliasVersion | None:
+        key = (name, version)
+        now = self.clock()
+        cached = self._entries.get(key)
+        if cached is not None and now - cached[0] < self.ttl_seconds:
+            return cached[1]
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        value = load()
+        self._entries[key] = (now, value)
+        return value
+
+    def forget(self, name: str) -> None:
+        for key in [key for key in self._entries if key[0] == name]:
+            del self._entries[key]
+
+
+@dataclass
+class ApiService:
+    registry: Registry
+    provider: FineTuningProvider
+    max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS
+    aliases: AliasCache = field(default_factory=AliasCache)
+
+    # ---------------------------------------------------------------- inference
+
+    def chat(self, request: ChatCompletionRequest, draw: float) -> ChatResult:
+        """``draw`` in [0, 1) picks the A/B variant; the caller supplies the randomness."""
+        if request.stream:
+            raise ApiError(
+                400,
+                "stream=true is not supported: API Gateway REST APIs return buffered Lambda "
+                "responses. Send the request without stream.",
+                code="stream_unsupported",
+                param="stream",
+            )
+        wanted = request.max_completion_tokens or request.max_tokens
+        if wanted is not None and wanted > self.max_output_tokens:
+            raise ApiError(
+                400,
+                f"max_tokens is {wanted}; this API allows at most {self.max_output_tokens}.",
+                code="max_tokens_too_large",
+                param="max_tokens",
+            )
+        served, alias, variant = self._route(request.model, draw)
+        body = request.model_dump(exclude_none=True)
+        body["model"] = served
+        try:
+            answer = self.provider.chat(body)
+        except ProviderError as failure:
+            raise _provider_failure(failure) from failure
+        return ChatResult(answer, served, alias, variant)
+
+    def _route(self, requested: str, draw: float) -> tuple[str, str | None, int | None]:
+        try:
+            reference = parse_reference(requested)
+        except ValueError as bad:
+            raise ApiError(400, str(bad), code="invalid_model", param="model") from None
+        if reference.kind == "alias":
+            version = self._alias_version(reference.name, reference.version)
+            if version is not None:
+                chosen = pick_variant(version, draw)
+                return (
+                    chosen.model,
+                    f"{version.alias}@{version.version}",
+                    version.variants.index(chosen),
+                )
+            if reference.version is not None:
+                raise _unknown_model(requested)
+        # A plain name that is no alias may still be a model ("gpt-4o-mini" looks like both).
+        if self._known_model(reference.name):
+            return reference.name, None, None
+        raise _unknown_model(requested)
+
+    def _alias_version(self, name: str, version: int | None) -> AliasVersion | None:
+        def load() -> AliasVersion | None:
+            try:
+                return self.registry.get_alias_version(name, version)
+            except (AliasNotFound, AliasVersionNotFound):
+                return None
+
+        return self.aliases.get(name, version, load)
+
+    def _known_model(self, model: str) -> bool:
+        """Fine-tunes this pipeline registered, or base models it can fine-tune."""
+        if model.startswith("ft:"):
+            return self.registry.get_model(model) is not None
+        return load_catalog().resolve(model) is not None
+
+    # ---------------------------------------------------------------- registry views
+
+    def list_models(self, today: dt.date) -> ModelList:
+        cards = [_model_card(model, today) for model in self.registry.list_models()]
+        for name, current, version in self.registry.list_aliases():
+            cards.append(
+                ModelCard(
+                    id=name,
+                    created=int(version.created_at.timestamp()),
+                    owned_by="sft-pipeline",
+                    kind="alias",
+                    alias_version=current,
+                    variants=version.variants,
+                )
+            )
+        return ModelList(data=cards)
+
+    def put_alias(self, name: str, update: AliasUpdate, now: dt.datetime) -> AliasView:
+        if not ALIAS_NAME.match(name):
+            raise ApiError(
+                400,
+                "An alias name is 1-63 lowercase letters, digits and '-', starting with a letter.",
+                code="invalid_alias",
+            )
+        chosen = [update.model is not None, update.variants is not None, update.version is not None]
+        if sum(chosen) != 1:
+            raise ApiError(
+                400, "Send exactly one of: model, variants, version.", code="invalid_alias_update"
+            )
+        if update.version is not None:
+            try:
+                version = self.registry.set_alias_current(name, update.version, now)
+            except (AliasNotFound, AliasVersionNotFound) as missing:
+                raise ApiError(404, str(missing), code="alias_not_found") from None
+        else:
+            variants = single(update.model) if update.model is not None else update.variants or []
+            for variant in variants:
+                if not self._known_model(variant.model):
+                    raise ApiError(
+                        400,
+                        f"'{variant.model}' is neither a registered fine-tune nor a known base model.",
+                        code="model_not_found",
+                        param="variants",
+                    )
+            try:
+                version = self.registry.create_alias_version(name, variants, update.note, now)
+            except AliasVersionConflictError:
+                raise ApiError(
+                    409,
+                    "The alias changed while this update was made; retry.",
+                    code="alias_conflict",
+                ) from None
+            except ValueError as invalid:
+                raise ApiError(400, str(invalid), code="invalid_alias_update") from None
+        self.aliases.forget(name)
+        return AliasView(
+            alias=name,
+            current_version=version.version,
+            variants=version.variants,
+            note=version.note,
+        )
+
+    def list_jobs(self) -> JobList:
+        return JobList(data=[self._job_view(job, None, None) for job in self.registry.list_jobs()])
+
+    def get_job(self, job_id: str) -> JobView:
+        job = self._find_job(job_id)
+        events: list[str] = []
+        try:
+            events = self.provider.recent_events(job.job_id, EVENTS_SHOWN)
+        except ProviderError:
+            events = []  # the registry view still answers while the provider is unreachable
+        dataset = self.registry.get_dataset(job.dataset_id)
+        model = self.registry.get_model(job.model_id) if job.model_id else None
+        view = self._job_view(job, dataset, model)
+        return view.model_copy(update={"events": events})
+
+    def cancel_job(self, job_id: str) -> JobView:
+        job = self._find_job(job_id)
+        try:
+            cancelled = self.provider.cancel_job(job.job_id)
+        except ProviderError as failure:
+            raise _provider_failure(failure) from failure
+        view = self._job_view(job, self.registry.get_dataset(job.dataset_id), None)
+        return view.model_copy(update={"status": cancelled.status})
+
+    def _find_job(self, job_id: str) -> JobRecord:
+        job = self.registry.get_job_by_id(job_id) or self.registry.get_job(job_id)
+        if job is None:
+            raise ApiError(404, f"No job '{job_id}'.", code="job_not_found")
+        return job
+
+    def _job_view(
+        self, job: JobRecord, dataset: DatasetRecord | None, model: ModelRecord | None
+    ) -> JobView:
+        return JobView(
+            job_id=job.job_id,
+            dataset_id=job.dataset_id,
+            provider=job.provider,
+            status=job.status,
+            outcome=job.outcome,
+            base_model=job.base_model,
+            model_id=job.model_id,
+            trained_tokens=job.trained_tokens,
+            error_code=job.error_code,
+            error_message=job.error_message,
+            started_at=job.started_at.isoformat() if job.started_at else None,
+            finished_at=job.finished_at.isoformat() if job.finished_at else None,
+            upload=dataset.upload.model_dump() if dataset else None,
+            report_uri=dataset.report_uri if dataset else None,
+            estimated_cost_usd=dataset.estimated_cost_usd if dataset else None,
+            actual_cost_usd=model.actual_cost_usd if model else None,
+            train_loss=model.train_loss if model else None,
+            valid_loss=model.valid_loss if model else None,
+            hyperparameters=model.hyperparameters if model else None,
+        )
+
+
+def _model_card(model: ModelRecord, today: dt.date) -> ModelCard:
+    resolved = load_catalog().resolve(model.base_model)
+    shutdown = resolved[1].shutdown_date if resolved else None
+    return ModelCard(
+        id=model.model_id,
+        created=int(model.created_at.timestamp()),
+        owned_by=model.provider,
+        kind="fine-tuned",
+        base_model=model.base_model,
+        shutdown_date=shutdown.isoformat() if shutdown else None,
+        days_until_shutdown=(shutdown - today).days if shutdown else None,
+        dataset_id=model.dataset_id,
+    )
+
+
+def _unknown_model(name: str) -> ApiError:
+    return ApiError(
+        404,
+        f"The model '{name}' does not exist or you do not have access to it.",
+        code="model_not_found",
+        param="model",
+    )
+
+
+def _provider_failure(failure: ProviderError) -> ApiError:
+    """Map the provider's failure onto what the caller should do about it."""
+    if isinstance(failure, ProviderRateLimitError):
+        wait = math.ceil(failure.retry_after) if failure.retry_after else 1
+        return ApiError(
+            429,
+            "The model provider is rate limiting requests; retry after the given delay.",
+            type="rate_limit_error",
+            code="rate_limit_exceeded",
+            headers={"Retry-After": str(wait)},
+        )
+    if isinstance(failure, ProviderPermanentError):
+        if failure.code in ("model_not_found", "http_404"):
+            return ApiError(404, failure.message, code="model_not_found", param="model")
+        if failure.code in ("authentication_failed", "fine_tuning_unavailable"):
+            # The pipeline's own provider credentials: nothing the caller can fix.
+            return ApiError(
+                502,
+                "The model provider refused this service's credentials.",
+                type="api_error",
+                code="upstream_auth",
+            )
+        if failure.code.startswith(("daily_", "insufficient_quota")):
+            return ApiError(429, failure.message, type="rate_limit_error", code=failure.code)
+        return ApiError(400, failure.message, code=failure.code)
+    if failure.code == "timeout":
+        return ApiError(
+            504,
+            "The model provider did not answer in time.",
+            type="api_error",
+            code="upstream_timeout",
+        )
+    return ApiError(
+        502, "The model provider failed; try again.", type="api_error", code="upstream_error"
+    )

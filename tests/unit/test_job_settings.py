@@ -1,0 +1,89 @@
+"""Per-upload settings from S3 metadata over the stack's defaults; the poll schedule."""
+
+from __future__ import annotations
+
+import pytest
+
+from sft_pipeline.jobs import (
+    JobSettings,
+    JobSettingsError,
+    PollPolicy,
+    UploadRef,
+    settings_from_metadata,
+)
+
+DEFAULTS = JobSettings(base_model="gpt-4o-mini-2024-07-18", cost_cap_usd=50)
+
+
+def test_metadata_overrides_defaults() -> None:
+    settings = settings_from_metadata(
+        {
+            "base-model": "gpt-4.1-mini",
+            "suffix": "support",
+            "n-epochs": "3",
+            "batch-size": "auto",
+            "learning-rate-multiplier": "1.5",
+            "seed": "7",
+            "holdout-percent": "10",
+            "cost-cap-usd": "20",
+        },
+        DEFAULTS,
+    )
+    assert (
+        settings.base_model,
+        settings.suffix,
+        settings.seed,
+        settings.holdout_percent,
+        settings.cost_cap_usd,
+    ) == ("gpt-4.1-mini", "support", 7, 10, 20.0)
+    assert settings.hyperparameters.model_dump() == {
+        "n_epochs": 3,
+        "batch_size": "auto",
+        "learning_rate_multiplier": 1.5,
+    }
+
+
+def test_the_sft_prefix_and_case_are_accepted() -> None:
+    assert settings_from_metadata({"SFT-Suffix": "bot"}, DEFAULTS).suffix == "bot"
+
+
+def test_a_zero_cost_cap_means_no_cap() -> None:
+    assert settings_from_metadata({"cost-cap-usd": "0"}, DEFAULTS).cost_cap_usd is None
+    assert JobSettings(base_model="m", cost_cap_usd=0).cost_cap_usd is None
+
+
+@pytest.mark.parametrize(
+    ("metadata", "problem"),
+    [
+        ({"n-epochs": "many"}, "n-epochs"),
+        ({"n-epochs": "51"}, "n-epochs"),
+        ({"suffix": "Has:Colon"}, "suffix"),
+        ({"holdout-percent": "80"}, "holdout-percent"),
+        ({"colour": "blue"}, "unknown metadata key(s) colour"),
+    ],
+)
+def test_bad_metadata_is_explained(metadata: dict[str, str], problem: str) -> None:
+    with pytest.raises(JobSettingsError) as raised:
+        settings_from_metadata(metadata, DEFAULTS)
+    assert problem in str(raised.value)
+
+
+def test_dataset_id_and_execution_name_are_stable_per_version() -> None:
+    first = UploadRef(bucket="b", key="training/a.jsonl", version_id="v1")
+    assert (
+        first.dataset_id
+        == UploadRef(bucket="b", key="training/a.jsonl", version_id="v1").dataset_id
+    )
+    assert (
+        first.dataset_id
+        != UploadRef(bucket="b", key="training/a.jsonl", version_id="v2").dataset_id
+    )
+    assert first.execution_name.startswith("ft-") and len(first.execution_name) <= 80
+
+
+def test_poll_waits_back_off_to_the_cap() -> None:
+    policy = PollPolicy(interval_seconds=10, max_interval_seconds=40, backoff_rate=2)
+    waits = [policy.next_wait(None)]
+    for _ in range(4):
+        waits.append(policy.next_wait(waits[-1]))
+    assert waits == [10, 20, 40, 40, 40]

@@ -1,0 +1,294 @@
+"""The registry's records for the inference API: alias versions, API keys, jobs by provider id."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from sft_pipeline.adapters.registry import (
+    ALIAS_VERSION_ATTEMPTS,
+    AliasNotFound,
+    AliasVersionConflictError,
+    AliasVersionNotFound,
+    ApiKeyNotFound,
+    DuplicateApiKeyError,
+    JobRecord,
+    Registry,
+)
+from sft_pipeline.aliases import Variant, single
+from sft_pipeline.api_keys import new_key
+from tests.fakes import registry_table
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+MODEL_A = "ft:gpt-4o-mini-2024-07-18:acme:support-a:AAA111"
+MODEL_B = "ft:gpt-4o-mini-2024-07-18:acme:support-b:BBB222"
+MODEL_C = "ft:gpt-4.1-mini-2025-04-14:acme:support-c:CCC333"
+CANARY = [Variant(model=MODEL_A, weight=90), Variant(model=MODEL_B, weight=10)]
+
+
+@pytest.fixture
+def table() -> Iterator[Any]:
+    with mock_aws():
+        yield registry_table()
+
+
+@pytest.fixture
+def registry(table: Any) -> Registry:
+    return Registry(table)
+
+
+def minutes(n: int) -> datetime:
+    return NOW + timedelta(minutes=n)
+
+
+def three_versions(registry: Registry) -> None:
+    registry.create_alias_version("support-bot", single(MODEL_A), None, minutes(1))
+    registry.create_alias_version("support-bot", CANARY, "canary 10%", minutes(2))
+    registry.create_alias_version("support-bot", single(MODEL_C), None, minutes(3))
+
+
+# Aliases
+
+
+def test_versions_are_numbered_from_1_and_the_newest_serves(registry: Registry) -> None:
+    first = registry.create_alias_version("support-bot", single(MODEL_A), None, NOW)
+    second = registry.create_alias_version("support-bot", CANARY, "canary 10%", minutes(1))
+    assert (first.version, second.version) == (1, 2)
+    assert (second.alias, second.variants, second.note, second.created_at) == (
+        "support-bot",
+        CANARY,
+        "canary 10%",
+        minutes(1),
+    )
+    assert registry.get_alias_version("support-bot", None) == second
+    assert registry.get_alias_version("support-bot", 1) == first
+
+
+def test_roll_back_to_2_then_forward_to_3(registry: Registry) -> None:
+    three_versions(registry)
+    rolled_back = registry.set_alias_current("support-bot", 2, minutes(4))
+    assert (rolled_back.version, rolled_back.variants) == (2, CANARY)
+    assert registry.get_alias_version("support-bot", None) == rolled_back
+    assert registry.get_alias_version("support-bot", 3).variants == single(MODEL_C)
+    [(name, current, content)] = registry.list_aliases()
+    assert (name, current, content) == ("support-bot", 2, rolled_back)
+    registry.set_alias_current("support-bot", 3, minutes(5))
+    assert registry.get_alias_version("support-bot", None).version == 3
+
+
+def test_a_new_version_after_a_roll_back_takes_the_next_unused_number(registry: Registry) -> None:
+    three_versions(registry)
+    registry.set_alias_current("support-bot", 1, minutes(4))
+    fourth = registry.create_alias_version("support-bot", single(MODEL_B), None, minutes(5))
+    assert fourth.version == 4
+    assert [v.version for v in registry.list_alias_versions("support-bot")] == [1, 2, 3, 4]
+    assert registry.list_alias_versions("support-bot")[1].note == "canary 10%"
+
+
+def test_unknown_aliases_and_versions_raise(registry: Registry) -> None:
+    three_versions(registry)
+    with pytest.raises(AliasNotFound, match="'billing-bot'"):
+        registry.get_alias_version("billing-bot", None)
+    with pytest.raises(AliasNotFound):
+        registry.get_alias_version("billing-bot", 1)
+    with pytest.raises(AliasNotFound):
+        registry.set_alias_current("billing-bot", 1, NOW)
+    with pytest.raises(AliasNotFound):
+        registry.list_alias_versions("billing-bot")
+    with pytest.raises(AliasVersionNotFound, match="'support-bot' has no version 4"):
+        registry.get_alias_version("support-bot", 4)
+    with pytest.raises(AliasVersionNotFound):
+        registry.set_alias_current("support-bot", 9, NOW)
+    assert registry.get_alias_version("support-bot", None).version == 3
+
+
+def test_an_invalid_split_writes_nothing(registry: Registry) -> None:
+    with pytest.raises(ValueError, match="add up to 100"):
+        registry.create_alias_version("support-bot", CANARY[:1], None, NOW)
+    with pytest.raises(ValueError, match="not an alias name"):
+        registry.create_alias_version("Support", single(MODEL_A), None, NOW)
+    assert registry.list_aliases() == []
+    with pytest.raises(AliasNotFound):
+        registry.get_alias_version("support-bot", None)
+
+
+def test_list_aliases_is_sorted_by_name_with_each_current_version(registry: Registry) -> None:
+    registry.create_alias_version("zeta", single(MODEL_C), None, NOW)
+    three_versions(registry)
+    registry.create_alias_version("alpha", CANARY, None, NOW)
+    listed = [
+        (name, current, version.variants) for name, current, version in registry.list_aliases()
+    ]
+    assert listed == [
+        ("alpha", 1, CANARY),
+        ("support-bot", 3, single(MODEL_C)),
+        ("zeta", 1, single(MODEL_C)),
+    ]
+
+
+class RivalWriter:
+    """The table, with another writer creating a version of the same alias right after
+    the allocation read (a consistent read) of the first ``times`` attempts."""
+
+    def __init__(self, table: Any, rival: Callable[[], object], times: int) -> None:
+        self._table = table
+        self._rival = rival
+        self._times = times
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._table, name)
+
+    def get_item(self, **request: Any) -> Any:
+        response = self._table.get_item(**request)
+        if request.get("ConsistentRead") and self._times > 0:
+            self._times -= 1
+            self._rival()
+        return response
+
+
+def test_a_writer_that_loses_the_race_retries_and_takes_the_next_number(table: Any) -> None:
+    rival = Registry(table)
+    registry = Registry(
+        RivalWriter(
+            table,
+            lambda: rival.create_alias_version("support-bot", single(MODEL_A), "rival", NOW),
+            times=1,
+        )
+    )
+    mine = registry.create_alias_version("support-bot", CANARY, "mine", minutes(1))
+    versions = registry.list_alias_versions("support-bot")
+    assert [(v.version, v.note) for v in versions] == [(1, "rival"), (2, "mine")]
+    assert mine.version == 2
+    assert registry.get_alias_version("support-bot", None) == mine
+
+
+def test_a_writer_that_always_loses_gives_up_without_writing(table: Any) -> None:
+    rival = Registry(table)
+    registry = Registry(
+        RivalWriter(
+            table,
+            lambda: rival.create_alias_version("support-bot", single(MODEL_A), "rival", NOW),
+            times=ALIAS_VERSION_ATTEMPTS,
+        )
+    )
+    with pytest.raises(AliasVersionConflictError, match="nothing was written"):
+        registry.create_alias_version("support-bot", CANARY, "mine", minutes(1))
+    versions = rival.list_alias_versions("support-bot")
+    assert [v.note for v in versions] == ["rival"] * ALIAS_VERSION_ATTEMPTS
+    assert rival.get_alias_version("support-bot", None).version == ALIAS_VERSION_ATTEMPTS
+
+
+class OneItemPages:
+    """The table, answering every query one item per page, as a large table answers 1 MB at a time."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._table, name)
+
+    def query(self, **request: Any) -> Any:
+        return self._table.query(**request, Limit=1)
+
+
+def test_listings_follow_every_page(table: Any) -> None:
+    registry = Registry(OneItemPages(table))
+    three_versions(registry)
+    registry.create_alias_version("alpha", CANARY, None, NOW)
+    for n in range(3):
+        registry.put_api_key(new_key(f"key {n}", minutes(n))[1])
+    assert [v.version for v in registry.list_alias_versions("support-bot")] == [1, 2, 3]
+    assert [name for name, _, _ in registry.list_aliases()] == ["alpha", "support-bot"]
+    assert [k.name for k in registry.list_api_keys()] == ["key 2", "key 1", "key 0"]
+
+
+# API keys
+
+
+def test_a_key_is_found_by_hash_and_by_id_and_listed_newest_first(registry: Registry) -> None:
+    _, older = new_key("ci bot", NOW)
+    _, newer = new_key("support app", minutes(1))
+    registry.put_api_key(older)
+    registry.put_api_key(newer.model_copy(update={"usage_key_id": "abc123"}))
+    assert registry.get_api_key(older.key_hash) == older
+    assert registry.find_api_key(newer.key_id) == newer.model_copy(
+        update={"usage_key_id": "abc123"}
+    )
+    assert [record.key_id for record in registry.list_api_keys()] == [newer.key_id, older.key_id]
+    assert registry.get_api_key("0" * 64) is None
+    assert registry.find_api_key("key_000000000000") is None
+
+
+def test_a_stored_key_is_never_overwritten(registry: Registry) -> None:
+    _, record = new_key("ci bot", NOW)
+    registry.put_api_key(record)
+    with pytest.raises(DuplicateApiKeyError, match=record.key_id):
+        registry.put_api_key(record.model_copy(update={"name": "someone else"}))
+    assert registry.get_api_key(record.key_hash) == record
+
+
+def test_only_the_hash_reaches_the_table(registry: Registry, table: Any) -> None:
+    secret, record = new_key("ci bot", NOW)
+    registry.put_api_key(record)
+    assert secret not in str(table.scan()["Items"])
+    assert record.key_hash in str(table.scan()["Items"])
+
+
+def test_revoking_is_idempotent_and_keeps_the_first_time(registry: Registry) -> None:
+    _, record = new_key("ci bot", NOW)
+    registry.put_api_key(record)
+    revoked = registry.revoke_api_key(record.key_id, minutes(5))
+    assert (revoked.revoked_at, revoked.active) == (minutes(5), False)
+    again = registry.revoke_api_key(record.key_id, minutes(9))
+    assert again == revoked
+    stored = registry.get_api_key(record.key_hash)
+    assert stored is not None
+    assert not stored.active
+
+
+def test_revoking_an_unknown_key_raises_a_key_error(registry: Registry) -> None:
+    with pytest.raises(ApiKeyNotFound) as missing:
+        registry.revoke_api_key("key_000000000000", NOW)
+    assert isinstance(missing.value, KeyError)
+    assert str(missing.value) == "no API key with id 'key_000000000000'"
+
+
+# Jobs by provider id
+
+
+def job(dataset_id: str, job_id: str, started: int, status: str = "running") -> JobRecord:
+    return JobRecord(
+        dataset_id=dataset_id,
+        provider="openai",
+        job_id=job_id,
+        status=status,
+        base_model="gpt-4o-mini-2024-07-18",
+        started_at=minutes(started),
+    )
+
+
+def test_a_job_is_found_by_its_provider_id(registry: Registry) -> None:
+    registry.put_job(job("d1", "ftjob-1", 0))
+    registry.put_job(job("d1", "ftjob-1", 0, status="succeeded"))
+    found = registry.get_job_by_id("ftjob-1")
+    assert found is not None
+    assert (found.dataset_id, found.status) == ("d1", "succeeded")
+    assert found == registry.get_job("d1")
+    assert registry.get_job_by_id("ftjob-unknown") is None
+
+
+def test_list_jobs_is_newest_first_and_skips_the_id_pointers(
+    registry: Registry, table: Any
+) -> None:
+    for n in range(3):
+        registry.put_job(job(f"d{n}", f"ftjob-{n}", started=n))
+    assert [j.job_id for j in registry.list_jobs()] == ["ftjob-2", "ftjob-1", "ftjob-0"]
+    assert [j.job_id for j in registry.list_jobs(limit=2)] == ["ftjob-2", "ftjob-1"]
+    pointers = [item for item in table.scan()["Items"] if item["PK"].startswith("JOBID#")]
+    assert len(pointers) == 3
+    assert all("GSI1PK" not in item and "GSI1SK" not in item for item in pointers)
+    assert registry.list_models() == []
