@@ -42,8 +42,9 @@ typecheck: $(STAMP)
 test: $(STAMP) lint typecheck sam-validate sam-build $(NODE_STAMP)
 	$(BIN)/pytest -q
 
+# make demo PROVIDER=bedrock trains with the Amazon Bedrock stand-in instead of OpenAI's emulator.
 demo: $(STAMP)
-	$(BIN)/python -m sft_local.demo
+	$(BIN)/python -m sft_local.demo $(if $(PROVIDER),--provider $(PROVIDER))
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/validate_bench.py

@@ -16,7 +16,14 @@ from sft_local.template import load_template
 from sft_pipeline.adapters.registry import Registry
 from sft_pipeline.jobs import JobState, UploadRef, WorkflowRequest
 from sft_pipeline.notifications import Notification
-from sft_pipeline.providers.base import JobRequest, ProviderError, ProviderJob, TrainingMetrics
+from sft_pipeline.providers.base import (
+    JobRequest,
+    ProviderError,
+    ProviderJob,
+    Serving,
+    ServingStatus,
+    TrainingMetrics,
+)
 from sft_pipeline.validation import DataSource
 from sft_pipeline.validation.reader import BinaryReadable
 
@@ -35,13 +42,16 @@ class FakeProvider:
     fail_with: ProviderError | None = None
     created: list[JobRequest] = field(default_factory=list)
     chats: list[dict[str, Any]] = field(default_factory=list)
+    serving: ServingStatus = "ready"
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def _check(self) -> None:
         if self.fail_with is not None:
             raise self.fail_with
 
-    def upload_file(self, filename: str, stream: BinaryIO, size: int) -> str:
+    def upload_file(
+        self, filename: str, stream: BinaryIO, size: int, *, base_model: str, upload_tag: str
+    ) -> str:
         self._check()
         self.uploads.append((filename, stream.read()))
         return f"file-{len(self.uploads)}"
@@ -83,6 +93,12 @@ class FakeProvider:
 
     def final_metrics(self, job: ProviderJob) -> TrainingMetrics | None:
         return TrainingMetrics(steps=10, train_loss=0.25, valid_loss=0.31)
+
+    def serve(self, job: ProviderJob) -> Serving:
+        return Serving(model=job.fine_tuned_model or job.job_id, status=self.serving)
+
+    def serving_status(self, serving_model: str) -> ServingStatus:
+        return self.serving
 
     def chat(self, body: dict[str, Any]) -> dict[str, Any]:
         self._check()

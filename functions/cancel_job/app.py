@@ -18,6 +18,6 @@ logger = Logger()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     state = WorkflowState.model_validate(event)
     logger.append_keys(dataset_id=state.request.dataset_id)
-    progress = cancel(state, runtime.provider())
+    progress = cancel(state, runtime.provider(state.request.settings.provider))
     logger.warning("Job cancelled after the maximum duration", extra={"job_id": progress.job_id})
     return progress.model_dump(mode="json")

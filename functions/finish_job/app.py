@@ -23,7 +23,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     state = WorkflowState.model_validate(event)
     logger.append_keys(dataset_id=state.request.dataset_id)
     result = finish(
-        state, runtime.provider(), runtime.registry(), runtime.notifier(), datetime.now(UTC)
+        state,
+        runtime.provider(state.request.settings.provider),
+        runtime.registry(),
+        runtime.notifier(),
+        datetime.now(UTC),
+        api_base_url=runtime.settings().api_base_url,
     )
     metrics.add_metric(
         name=f"Jobs{result.outcome.title().replace('_', '')}", unit=MetricUnit.Count, value=1

@@ -20,7 +20,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     state = WorkflowState.model_validate(event)
     logger.append_keys(dataset_id=state.request.dataset_id)
     progress = launch(
-        state, runtime.provider(), runtime.storage(), runtime.registry(), datetime.now(UTC)
+        state,
+        runtime.provider(state.request.settings.provider),
+        runtime.storage(),
+        runtime.registry(),
+        datetime.now(UTC),
     )
     logger.info("Job launched", extra={"job_id": progress.job_id, "status": progress.status})
     return progress.model_dump(mode="json")

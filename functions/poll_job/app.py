@@ -19,6 +19,11 @@ logger = Logger()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     state = WorkflowState.model_validate(event)
     logger.append_keys(dataset_id=state.request.dataset_id)
-    progress = poll(state, runtime.provider(), runtime.registry(), datetime.now(UTC))
+    progress = poll(
+        state,
+        runtime.provider(state.request.settings.provider),
+        runtime.registry(),
+        datetime.now(UTC),
+    )
     logger.info("Job polled", extra={"job_id": progress.job_id, "status": progress.status})
     return progress.model_dump(mode="json")

@@ -8,6 +8,7 @@ file follows, to show what a rejection looks like.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -24,6 +25,7 @@ from sft_pipeline.jobs import UploadRef
 
 SAMPLES = REPO / "samples"
 POLL_SECONDS = 0.05
+DEPLOYMENT_WAIT_TRIES = 100
 
 
 class _Console:
@@ -75,43 +77,69 @@ def follow(stack: LocalStack, upload: UploadRef) -> str:
         time.sleep(POLL_SECONDS)
 
 
-def call_through_the_api(stack: LocalStack, model_id: str) -> None:
+def call_through_the_api(stack: LocalStack, server: LocalApiServer, model_id: str) -> None:
     """The last step a user takes: an OpenAI client, pointed at this API, calls the model."""
-    with LocalApiServer(stack) as server:
-        key = issue_key(Registry(stack.table()), "demo")
-        version = point_alias(server, key, DEMO_ALIAS, model_id)
-        say()
-        say(
-            f"8. The API on {server.base_url}: alias {DEMO_ALIAS} (version {version}) -> {model_id}"
-        )
-        say(f'   client = openai.OpenAI(base_url="{server.base_url}", api_key="{key[:12]}...")')
-        client = openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0)
-        question = "My Summit 2 tent arrived with a broken pole. What can you do?"
-        answer = client.chat.completions.with_raw_response.create(
-            model=DEMO_ALIAS, messages=[{"role": "user", "content": question}]
-        )
-        say(f"   user:      {question}")
-        say(f"   assistant: {answer.parse().choices[0].message.content}")
-        say(
-            f"   (served by {answer.headers['x-sft-model']}, alias {answer.headers['x-sft-alias']})"
-        )
+    key = issue_key(Registry(stack.table()), "demo")
+    version = point_alias(server, key, DEMO_ALIAS, model_id)
+    say()
+    say(f"8. The API on {server.base_url}: alias {DEMO_ALIAS} (version {version}) -> {model_id}")
+    say(f'   client = openai.OpenAI(base_url="{server.base_url}", api_key="{key[:12]}...")')
+    client = openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0)
+    question = "My Summit 2 tent arrived with a broken pole. What can you do?"
+    answer = _ask(client, question)
+    say(f"   user:      {question}")
+    say(f"   assistant: {answer.parse().choices[0].message.content}")
+    say(f"   (served by {answer.headers['x-sft-model']}, alias {answer.headers['x-sft-alias']})")
 
 
-def run() -> int:
+# What each provider is asked to train in the demo.
+DEMO_SETTINGS = {
+    "openai": {"suffix": "support"},
+    "bedrock": {
+        "provider": "bedrock",
+        "base-model": "amazon.nova-micro-v1:0:128k",
+        "suffix": "support",
+    },
+}
+
+
+def _ask(client: openai.OpenAI, question: str) -> Any:
+    """Ask through the alias; a model still being deployed answers 503 for a moment."""
+    for _ in range(DEPLOYMENT_WAIT_TRIES):
+        try:
+            return client.chat.completions.with_raw_response.create(
+                model=DEMO_ALIAS, messages=[{"role": "user", "content": question}]
+            )
+        except openai.InternalServerError as deploying:
+            if deploying.code != "model_deploying":
+                raise
+            time.sleep(POLL_SECONDS)
+    raise TimeoutError("the model's deployment did not become active")
+
+
+def run(provider: str = "openai") -> int:
     _Console.stream = sys.stdout
     started = time.monotonic()
     say(
-        "Starting the local stack from template.yaml (moto + the OpenAI emulator + a Slack receiver)..."
+        "Starting the local stack from template.yaml (moto, the OpenAI emulator, the Bedrock stand-in, a Slack receiver)..."
     )
     LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
-    with LOG_FILE.open("w") as function_logs, LocalStack(function_logs=function_logs) as stack:
+    with (
+        LOG_FILE.open("w") as function_logs,
+        LocalStack(function_logs=function_logs) as stack,
+        LocalApiServer(stack) as server,
+    ):
+        # Notifications name the API the model can be called through.
+        stack.override_environment({"API_BASE_URL": server.base_url})
         say(f"  bucket s3://{stack.bucket}, OpenAI emulator at {stack.openai.base_url}")
         say(f"  the functions' own logs (Powertools JSON) go to {LOG_FILE.relative_to(REPO)}")
         say()
         training = SAMPLES / "customer_support.jsonl"
         key = "training/customer_support.jsonl"
-        say(f"1. Upload {training.name} to s3://{stack.bucket}/{key} (metadata: suffix=support)")
-        upload = stack.upload(training.read_bytes(), key, {"suffix": "support"})
+        metadata = DEMO_SETTINGS[provider]
+        shown = ",".join(f"{k}={v}" for k, v in metadata.items())
+        say(f"1. Upload {training.name} to s3://{stack.bucket}/{key} (metadata: {shown})")
+        upload = stack.upload(training.read_bytes(), key, metadata)
         stack.settle()
         dataset = stack.table().get_item(
             Key={"PK": f"DATASET#{upload.dataset_id}", "SK": "DATASET"}
@@ -153,10 +181,12 @@ def run() -> int:
         say(f"   {record['summary']} -> {record['status']} ({record['rejection_code']})")
         for email in stack.emails():
             say("   " + email.replace("\n", "\n   "))
-        call_through_the_api(stack, model["model_id"])
+        call_through_the_api(stack, server, model["model_id"])
     say(f"Done in {time.monotonic() - started:.1f}s.")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(run())
+    parser = argparse.ArgumentParser(description="Run the whole pipeline on the local stack.")
+    parser.add_argument("--provider", choices=sorted(DEMO_SETTINGS), default="openai")
+    sys.exit(run(parser.parse_args().provider))

@@ -66,6 +66,7 @@ def serve(port: int, train: bool, out: TextIO, stop: threading.Event | None = No
         LocalStack(function_logs=function_logs) as stack,
         LocalApiServer(stack, port=port) as server,
     ):
+        stack.override_environment({"API_BASE_URL": server.base_url})
         key = issue_key(Registry(stack.table()), "local")
         lines = [
             f"SFT Pipeline API on {server.base_url}",

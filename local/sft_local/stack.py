@@ -29,6 +29,7 @@ import boto3
 from moto import mock_aws
 
 from sft_local import lambda_seam
+from sft_local.bedrock_standin import BedrockStandIn, BedrockTimeline
 from sft_local.lambda_seam import FunctionCode, LambdaSeam
 from sft_local.openai_emulator import JobTimeline, OpenAIEmulator
 from sft_local.slack_receiver import SlackReceiver
@@ -63,6 +64,7 @@ class LocalStack:
         *,
         parameters: dict[str, str] | None = None,
         timeline: JobTimeline | None = None,
+        bedrock_timeline: BedrockTimeline | None = None,
         time_scale: float = 0.02,
         template_path: Path = REPO / "template.yaml",
         function_logs: TextIO | None = None,
@@ -74,6 +76,12 @@ class LocalStack:
             timeline=timeline or JobTimeline(validating=0.3, queued=0.3, running=1.0)
         )
         self.slack = SlackReceiver()
+        self.bedrock = BedrockStandIn(
+            read_object=_read_s3,
+            write_object=_write_s3,
+            timeline=bedrock_timeline
+            or BedrockTimeline(training=1.0, validating=0.2, stopping=0.2, deploying=0.3),
+        )
         self._parameter_overrides = {**LOCAL_PARAMETERS, **(parameters or {})}
         self._function_logs = function_logs
         self._exit = ExitStack()
@@ -88,6 +96,7 @@ class LocalStack:
             self._exit.enter_context(mock.patch.dict(os.environ, FAKE_CREDENTIALS))
             self._exit.enter_context(self.openai)
             self._exit.enter_context(self.slack)
+            self._exit.enter_context(self.bedrock)
             self._exit.enter_context(
                 mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
             )
@@ -131,6 +140,7 @@ class LocalStack:
             )
             self._record(logical, key["KeyMetadata"]["KeyId"], Arn=key["KeyMetadata"]["Arn"])
         self._create_queues()
+        self._create_roles()
         self._create_secrets()
         self._create_tables()
         self._create_topics()
@@ -172,6 +182,17 @@ class LocalStack:
             self._record(logical, url, Arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}", QueueName=name)
         # Email subscribers are played by a queue: what it receives is what the email would say.
         self.mailbox_url = sqs.create_queue(QueueName=f"{STACK_NAME}-mailbox")["QueueUrl"]
+
+    def _create_roles(self) -> None:
+        iam = boto3.client("iam")
+        for logical, resource in resources_of_type(self.template, "AWS::IAM::Role").items():
+            props = self.resolver.resolve(resource["Properties"])
+            name = self._physical_name(logical)
+            arn = iam.create_role(
+                RoleName=name,
+                AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]),
+            )["Role"]["Arn"]
+            self._record(logical, name, Arn=arn)
 
     def _create_secrets(self) -> None:
         local_values = {
@@ -291,7 +312,10 @@ class LocalStack:
                 **resource["Properties"].get("Environment", {}).get("Variables", {}),
             }
             variables = {
-                key: str(value) for key, value in self.resolver.resolve(environment).items()
+                **{key: str(value) for key, value in self.resolver.resolve(environment).items()},
+                # Bedrock calls go to the stand-in: moto's Bedrock jobs never finish.
+                "BEDROCK_ENDPOINT_URL": self.bedrock.endpoint_url,
+                "BEDROCK_RUNTIME_ENDPOINT_URL": self.bedrock.endpoint_url,
             }
             name = self.resolver.refs[logical]
             client.create_function(
@@ -380,6 +404,14 @@ class LocalStack:
         boto3.client("sqs").send_message(QueueUrl=url, MessageBody=body)
 
     # ------------------------------------------------------------ what users and tests do
+
+    def override_environment(self, variables: dict[str, str]) -> None:
+        """Change every function's environment where it names these variables (e.g. the
+        API's base URL, once a local API server is listening)."""
+        for code in self.seam.functions.values():
+            for name, value in variables.items():
+                if name in code.environment:
+                    code.environment[name] = value
 
     def ref(self, logical: str) -> str:
         return self.resolver.refs[logical]
@@ -481,6 +513,17 @@ def _drain(queue_url: str) -> list[str]:
         for message in messages:
             bodies.append(message["Body"])
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _read_s3(uri: str) -> bytes:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    body: bytes = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    return body
+
+
+def _write_s3(uri: str, body: bytes) -> None:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
 
 
 def _placeholder_zip() -> bytes:

@@ -11,9 +11,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from sft_pipeline.providers import PROVIDER_MODULES
+
 Auto = Literal["auto"]
 # S3 user metadata keys (x-amz-meta-<key>) a user may set on an upload.
 METADATA_KEYS = {
+    "provider": "provider",
     "base-model": "base_model",
     "suffix": "suffix",
     "n-epochs": "n_epochs",
@@ -54,6 +57,7 @@ class Hyperparameters(_Frozen):
 class JobSettings(_Frozen):
     """What to train: stack defaults overridden by the upload's own metadata."""
 
+    provider: str = "openai"
     base_model: str = Field(min_length=1, max_length=200)
     suffix: str | None = None
     hyperparameters: Hyperparameters = Hyperparameters()
@@ -61,6 +65,13 @@ class JobSettings(_Frozen):
     validation_key: str | None = None
     holdout_percent: Annotated[int, Field(ge=0, le=50)] = 0
     cost_cap_usd: Annotated[float, Field(ge=0)] | None = None
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        if value not in PROVIDER_MODULES:
+            raise ValueError(f"unknown provider '{value}'; known: {', '.join(PROVIDER_MODULES)}")
+        return value
 
     @field_validator("cost_cap_usd")
     @classmethod

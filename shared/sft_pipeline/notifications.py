@@ -96,6 +96,10 @@ class Notification(BaseModel):
     report_uri: str | None = None
     validation_summary: Annotated[str | None, _clipped(MAX_ERROR_CHARS)] = None
     console_url: str | None = None
+    # The pipeline's own OpenAI-compatible API, when the stack has one.
+    api_base_url: str | None = None
+    # How the new model can be called, when that needs a word (a deployment, a cost).
+    serving_note: Annotated[str | None, _clipped(MAX_ERROR_CHARS)] = None
 
     @property
     def duration_seconds(self) -> int | None:
@@ -296,9 +300,16 @@ def _reference_facts(n: Notification) -> list[_Fact]:
 
 def usage_example(n: Notification) -> list[str] | None:
     """Two shell lines that call the fine-tuned model, when there is one to call."""
-    if n.outcome is not Outcome.SUCCEEDED or not n.model_id or n.provider != "openai":
+    if n.outcome is not Outcome.SUCCEEDED or not n.model_id:
         return None
     body = json.dumps({"model": n.model_id, "messages": [{"role": "user", "content": "Hello!"}]})
+    if n.api_base_url:
+        return [
+            f'curl {n.api_base_url}/chat/completions -H "Authorization: Bearer $SFT_API_KEY" \\',
+            f"  -H 'Content-Type: application/json' -d '{body}'",
+        ]
+    if n.provider != "openai":
+        return None
     return [
         'curl https://api.openai.com/v1/chat/completions -H "Authorization: Bearer $OPENAI_API_KEY" \\',
         f"  -H 'Content-Type: application/json' -d '{body}'",
@@ -331,6 +342,8 @@ def email_text(n: Notification) -> str:
         lines += ["", f"Error{code}:", f"  {n.error_message or 'no message from the provider'}"]
     if hint := hint_for(n):
         lines += ["", "What to do:", f"  {hint}"]
+    if n.serving_note:
+        lines += ["", "Serving:", f"  {n.serving_note}"]
     if example := usage_example(n):
         lines += ["", "Call the model:", *(f"  {line}" for line in example)]
     if references := _reference_facts(n):
@@ -366,6 +379,8 @@ def slack_blocks(n: Notification) -> dict[str, Any]:
         blocks.append(_section(f"*Error*{code}\n{message}"))
     if hint := hint_for(n):
         blocks.append(_section(f"*What to do*\n{_escape(hint)}"))
+    if n.serving_note:
+        blocks.append(_section(f"*Serving*\n{_escape(n.serving_note)}"))
     if example := usage_example(n):
         blocks.append(_section("*Call the model*\n```" + _escape("\n".join(example)) + "```"))
     if references := _reference_facts(n):

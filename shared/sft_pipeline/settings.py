@@ -27,6 +27,7 @@ class PipelineSettings(BaseSettings):
     training_prefix: str = "training/"
     reports_prefix: str = "reports/"
     prepared_prefix: str = "prepared/"
+    default_provider: str = "openai"
     default_base_model: str = "gpt-4o-mini-2024-07-18"
     default_n_epochs: str = "auto"
     default_batch_size: str = "auto"
@@ -36,11 +37,21 @@ class PipelineSettings(BaseSettings):
     poll_interval_seconds: int = Field(default=60, ge=0)
     max_poll_interval_seconds: int = Field(default=600, ge=0)
     max_job_duration_hours: float = Field(default=24, gt=0)
+    # Amazon Bedrock: the service role jobs run as, where their metrics go, whether a Nova
+    # model gets an on-demand deployment; endpoints only to reach a local stand-in.
+    bedrock_role_arn: str = ""
+    bedrock_output_prefix: str = "bedrock-output/"
+    bedrock_deploy_on_demand: bool = True
+    bedrock_endpoint_url: str = ""
+    bedrock_runtime_endpoint_url: str = ""
+    # The stack's own OpenAI-compatible API, named in notifications.
+    api_base_url: str = ""
     # The largest max_tokens the inference API passes on.
     max_output_tokens: int = Field(default=4096, ge=1)
 
     def job_defaults(self) -> JobSettings:
         return JobSettings(
+            provider=self.default_provider,
             base_model=self.default_base_model,
             hyperparameters=Hyperparameters.model_validate(
                 {

@@ -1,30 +1,80 @@
-"""The sample events of the inference API (events/api_*.json): each has the shape API
-Gateway sends, names a route and an authorizer that template.yaml declares, and carries
-a request the API's own models accept.
+"""The sample events of the inference API (events/api_*.json): every route template.yaml
+gives the API function has one, each has the shape API Gateway sends, and the API itself
+answers each with its route's success status. The authorizer's event names the authorizer
+template.yaml declares.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
     APIGatewayAuthorizerRequestEvent,
 )
+from moto import mock_aws
+from openai.types.chat import ChatCompletion
+from pydantic import BaseModel
 
 from sft_local.template import load_template, resources_of_type
-from sft_pipeline.api.models import ChatCompletionRequest
+from sft_pipeline import runtime
+from sft_pipeline.adapters.registry import DatasetRecord, JobRecord, ModelRecord, Registry
+from sft_pipeline.aliases import single
+from sft_pipeline.api import routes
+from sft_pipeline.api.models import AliasView, JobList, JobView, ModelList
+from sft_pipeline.api.service import AliasCache
 from sft_pipeline.api_keys import bearer_token, looks_like_key
+from sft_pipeline.jobs import JobState, UploadRef
+from sft_pipeline.providers.base import ProviderJob
+from sft_pipeline.settings import PipelineSettings
+from tests.fakes import FakeProvider, LambdaContext, make_registry
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
+STAGE = "api"
+
+# What the sample events refer to; the registry and the provider are seeded with it.
+BASE_MODEL = "gpt-4o-mini-2024-07-18"
+FINE_TUNE = "ft:gpt-4o-mini-2024-07-18:acme:support:AbC123xy"
+FINISHED_JOB = "ftjob-AbC123xyZ987"
+RUNNING_JOB = "ftjob-Lm4NoP5qRs6Tu"
+ALIAS = "support-bot"
+NOW = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
+
+# The body each route answers with when it succeeds.
+SUCCESS_BODIES: dict[tuple[str, str], type[BaseModel]] = {
+    ("POST", "/v1/chat/completions"): ChatCompletion,
+    ("GET", "/v1/models"): ModelList,
+    ("GET", "/jobs"): JobList,
+    ("GET", "/jobs/{job_id}"): JobView,
+    ("POST", "/jobs/{job_id}/cancel"): JobView,
+    ("PUT", "/aliases/{name}"): AliasView,
+}
 
 
 def load(name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((EVENTS / name).read_text())
     return data
+
+
+def api_function_events() -> list[str]:
+    """events/api_*.json that the API function receives: the longest function folder a
+    file's name starts with owns it, so api_authorizer_*.json belong to the authorizer."""
+    functions = [path.name for path in (ROOT / "functions").iterdir() if path.is_dir()]
+    return sorted(
+        sample.name
+        for sample in EVENTS.glob("api_*.json")
+        if max((f for f in functions if sample.stem.startswith(f"{f}_")), key=len) == "api"
+    )
+
+
+API_EVENTS = api_function_events()
 
 
 def function_with_code(folder: str) -> tuple[str, dict[str, Any]]:
@@ -35,18 +85,134 @@ def function_with_code(folder: str) -> tuple[str, dict[str, Any]]:
     raise AssertionError(f"template.yaml has no function with CodeUri functions/{folder}/")
 
 
-def test_api_event_is_a_routed_chat_completion() -> None:
-    event = APIGatewayProxyEvent(load("api_chat_completions.json"))
+def template_routes() -> set[tuple[str, str]]:
+    """(method, resource) of every Api event of the API function in template.yaml."""
     _, function = function_with_code("api")
-    routes = {
-        (e["Properties"]["Path"], e["Properties"]["Method"].upper())
-        for e in function["Events"].values()
-        if e["Type"] == "Api"
+    return {
+        (event["Properties"]["Method"].upper(), event["Properties"]["Path"])
+        for event in function["Events"].values()
+        if event["Type"] == "Api"
     }
-    assert (event.resource, event.http_method) in routes
-    request = ChatCompletionRequest.model_validate(event.json_body)
-    assert request.messages[-1].role == "user"
-    assert event.request_context.authorizer.get("key_id")
+
+
+def test_every_api_route_has_a_sample_event() -> None:
+    sampled = {
+        (event.http_method, event.resource)
+        for event in (APIGatewayProxyEvent(load(name)) for name in API_EVENTS)
+    }
+    assert sampled == template_routes()
+    assert set(SUCCESS_BODIES) == template_routes()
+
+
+@pytest.mark.parametrize("name", API_EVENTS)
+def test_api_event_has_the_shape_api_gateway_sends(name: str) -> None:
+    event = APIGatewayProxyEvent(load(name))
+    parameters = event.path_parameters or {}
+    filled = re.sub(r"\{([^}]+)\}", lambda found: parameters[found[1]], event.resource)
+    assert event.path == filled
+    context = event.request_context
+    assert (context.resource_path, context.http_method) == (event.resource, event.http_method)
+    assert (context.stage, context.path) == (STAGE, f"/{STAGE}{event.path}")
+    assert context.authorizer.get("key_id")
+    assert context.authorizer.get("principalId")
+    token = bearer_token(event.headers.get("Authorization"))
+    assert token is not None
+    assert looks_like_key(token)
+    if event.body is not None:
+        assert event.headers.get("Content-Type") == "application/json"
+        json.loads(event.body)
+
+
+def seed(registry: Registry, provider: FakeProvider) -> None:
+    """A finished job with its dataset and model, an alias serving that model, a running job."""
+    upload = UploadRef(
+        bucket="sft-dev-data-123456789012-us-east-1",
+        key="training/support set.jsonl",
+        version_id="3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY",
+    )
+    registry.put_dataset(
+        DatasetRecord(
+            dataset_id=upload.dataset_id,
+            upload=upload,
+            examples=1204,
+            valid=True,
+            status="launched",
+            summary="VALID: 1,204 examples, 0 errors, 2 warnings",
+            created_at=NOW,
+        )
+    )
+    registry.put_job(
+        JobRecord(
+            dataset_id=upload.dataset_id,
+            provider="openai",
+            job_id=FINISHED_JOB,
+            status="succeeded",
+            outcome="succeeded",
+            base_model=BASE_MODEL,
+            model_id=FINE_TUNE,
+            started_at=NOW,
+            finished_at=NOW,
+        )
+    )
+    registry.register_model(
+        ModelRecord(
+            model_id=FINE_TUNE,
+            provider="openai",
+            job_id=FINISHED_JOB,
+            base_model=BASE_MODEL,
+            dataset_id=upload.dataset_id,
+            upload=upload,
+            hyperparameters={"n_epochs": 3},
+            started_at=NOW,
+            finished_at=NOW,
+            created_at=NOW,
+        )
+    )
+    registry.create_alias_version(ALIAS, single(FINE_TUNE), None, NOW)
+    registry.put_job(
+        JobRecord(
+            dataset_id="running-dataset",
+            provider="openai",
+            job_id=RUNNING_JOB,
+            status="running",
+            base_model=BASE_MODEL,
+            started_at=NOW,
+        )
+    )
+    provider.jobs[RUNNING_JOB] = ProviderJob(
+        job_id=RUNNING_JOB,
+        status="running",
+        state=JobState.RUNNING,
+        base_model=BASE_MODEL,
+        created_at=int(NOW.timestamp()),
+    )
+
+
+@pytest.fixture
+def seeded_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The API's ports faked: a moto registry with what the events name, and a fake in
+    place of the provider they were trained with (openai)."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        registry, provider = make_registry(), FakeProvider()
+        seed(registry, provider)
+        monkeypatch.setattr(runtime, "registry", lambda: registry)
+        monkeypatch.setattr(runtime, "inference_provider", {"openai": provider}.__getitem__)
+        monkeypatch.setattr(runtime, "settings", PipelineSettings)
+        monkeypatch.setattr(routes, "_alias_cache", AliasCache())
+        yield
+
+
+@pytest.mark.usefixtures("seeded_api")
+@pytest.mark.parametrize("name", API_EVENTS)
+def test_api_event_is_answered_by_its_route(name: str) -> None:
+    raw = load(name)
+    response = routes.handle(raw, LambdaContext())  # type: ignore[arg-type]
+    assert response["statusCode"] == 200, response["body"]
+    event = APIGatewayProxyEvent(raw)
+    SUCCESS_BODIES[(event.http_method, event.resource)].model_validate_json(response["body"])
+    for value in (event.path_parameters or {}).values():
+        assert value in response["body"]
 
 
 def test_authorizer_event_matches_the_api_authorizer() -> None:

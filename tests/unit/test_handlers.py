@@ -67,7 +67,7 @@ def ports(monkeypatch: pytest.MonkeyPatch) -> Iterator[Ports]:
         monkeypatch.setattr(runtime, "registry", lambda: fakes.registry)
         monkeypatch.setattr(runtime, "workflow", lambda: fakes.workflow)
         monkeypatch.setattr(runtime, "notifier", lambda: fakes.notifier)
-        monkeypatch.setattr(runtime, "provider", lambda: fakes.provider)
+        monkeypatch.setattr(runtime, "provider", lambda _name: fakes.provider)
         yield fakes
 
 

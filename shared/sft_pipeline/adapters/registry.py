@@ -122,6 +122,11 @@ class ModelRecord(BaseModel):
     started_at: datetime
     finished_at: datetime
     created_at: datetime
+    # What inference calls use (a Bedrock on-demand deployment), whether it can answer
+    # yet (ready / deploying / needs_provisioned_throughput / disabled), and what to do.
+    serving_model: str | None = None
+    serving_status: str | None = None
+    serving_note: str | None = None
 
 
 class _AliasPointer(BaseModel):
@@ -265,6 +270,14 @@ class Registry:
         except self._client.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    def set_model_serving(self, model_id: str, status: str) -> None:
+        self._table.update_item(
+            Key={"PK": f"MODEL#{model_id}", "SK": "MODEL"},
+            UpdateExpression="SET serving_status = :status",
+            ExpressionAttributeValues={":status": status},
+            ConditionExpression="attribute_exists(PK)",
+        )
 
     def get_model(self, model_id: str) -> ModelRecord | None:
         item = self._table.get_item(Key={"PK": f"MODEL#{model_id}", "SK": "MODEL"}).get("Item")

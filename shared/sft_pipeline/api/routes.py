@@ -56,7 +56,7 @@ _alias_cache = AliasCache()
 def service() -> ApiService:
     return ApiService(
         registry=runtime.registry(),
-        provider=runtime.inference_provider(),
+        providers=runtime.inference_provider,
         max_output_tokens=runtime.settings().max_output_tokens,
         aliases=_alias_cache,
     )

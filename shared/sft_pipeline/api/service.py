@@ -36,10 +36,12 @@ from sft_pipeline.providers.base import (
     ProviderPermanentError,
     ProviderRateLimitError,
 )
-from sft_pipeline.validation.catalog import load_catalog
+from sft_pipeline.validation.catalog import provider_of, resolve_model
 
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
 EVENTS_SHOWN = 10
+# Names of models the pipeline registered: OpenAI fine-tunes and Bedrock custom models.
+REGISTERED_MODEL_PREFIXES = ("ft:", "arn:")
 
 
 @dataclass
@@ -94,10 +96,20 @@ class AliasCache:
             del self._entries[key]
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where a model name leads: the name the caller sees, the provider, and what that
+    provider is called with (for Bedrock, the on-demand deployment of the custom model)."""
+
+    model: str
+    provider: str
+    call_model: str
+
+
 @dataclass
 class ApiService:
     registry: Registry
-    provider: FineTuningProvider
+    providers: Callable[[str], FineTuningProvider]
     max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS
     aliases: AliasCache = field(default_factory=AliasCache)
 
@@ -121,16 +133,17 @@ class ApiService:
                 code="max_tokens_too_large",
                 param="max_tokens",
             )
-        served, alias, variant = self._route(request.model, draw)
+        target, alias, variant = self._route(request.model, draw)
         body = request.model_dump(exclude_none=True)
-        body["model"] = served
+        body["model"] = target.call_model
         try:
-            answer = self.provider.chat(body)
+            answer = self.providers(target.provider).chat(body)
         except ProviderError as failure:
             raise _provider_failure(failure) from failure
-        return ChatResult(answer, served, alias, variant)
+        answer["model"] = target.model
+        return ChatResult(answer, target.model, alias, variant)
 
-    def _route(self, requested: str, draw: float) -> tuple[str, str | None, int | None]:
+    def _route(self, requested: str, draw: float) -> tuple[Target, str | None, int | None]:
         try:
             reference = parse_reference(requested)
         except ValueError as bad:
@@ -139,17 +152,32 @@ class ApiService:
             version = self._alias_version(reference.name, reference.version)
             if version is not None:
                 chosen = pick_variant(version, draw)
-                return (
-                    chosen.model,
-                    f"{version.alias}@{version.version}",
-                    version.variants.index(chosen),
-                )
+                target = self._target(chosen.model)
+                if target is None:
+                    raise _unknown_model(chosen.model)
+                return target, f"{version.alias}@{version.version}", version.variants.index(chosen)
             if reference.version is not None:
                 raise _unknown_model(requested)
         # A plain name that is no alias may still be a model ("gpt-4o-mini" looks like both).
-        if self._known_model(reference.name):
-            return reference.name, None, None
-        raise _unknown_model(requested)
+        target = self._target(reference.name)
+        if target is None:
+            raise _unknown_model(requested)
+        return target, None, None
+
+    def _target(self, model: str, *, to_call: bool = True) -> Target | None:
+        """Registered fine-tunes, or base models the pipeline can fine-tune; else None.
+
+        With ``to_call`` the model must also be able to answer now.
+        """
+        if model.startswith(REGISTERED_MODEL_PREFIXES):
+            record = self.registry.get_model(model)
+            if record is None:
+                return None
+            if to_call:
+                self._check_serving(record)
+            return Target(record.model_id, record.provider, record.serving_model or record.model_id)
+        provider = provider_of(model)
+        return Target(model, provider, model) if provider else None
 
     def _alias_version(self, name: str, version: int | None) -> AliasVersion | None:
         def load() -> AliasVersion | None:
@@ -160,11 +188,27 @@ class ApiService:
 
         return self.aliases.get(name, version, load)
 
-    def _known_model(self, model: str) -> bool:
-        """Fine-tunes this pipeline registered, or base models it can fine-tune."""
-        if model.startswith("ft:"):
-            return self.registry.get_model(model) is not None
-        return load_catalog().resolve(model) is not None
+    def _check_serving(self, record: ModelRecord) -> None:
+        """A registered model that cannot answer yet says why, and what to do."""
+        if record.serving_status == "deploying" and record.serving_model:
+            status = self.providers(record.provider).serving_status(record.serving_model)
+            if status == "ready":
+                self.registry.set_model_serving(record.model_id, status)
+                return
+            raise ApiError(
+                503,
+                f"{record.model_id} is being deployed for on-demand inference; retry shortly.",
+                type="api_error",
+                code="model_deploying",
+                headers={"Retry-After": "60"},
+            )
+        if record.serving_status in ("needs_provisioned_throughput", "disabled"):
+            raise ApiError(
+                409,
+                record.serving_note or f"{record.model_id} has no inference endpoint.",
+                code="model_not_deployed",
+                param="model",
+            )
 
     # ---------------------------------------------------------------- registry views
 
@@ -203,7 +247,8 @@ class ApiService:
         else:
             variants = single(update.model) if update.model is not None else update.variants or []
             for variant in variants:
-                if not self._known_model(variant.model):
+                # A model still being deployed may be promoted: it answers once it is ready.
+                if self._target(variant.model, to_call=False) is None:
                     raise ApiError(
                         400,
                         f"'{variant.model}' is neither a registered fine-tune nor a known base model.",
@@ -235,7 +280,7 @@ class ApiService:
         job = self._find_job(job_id)
         events: list[str] = []
         try:
-            events = self.provider.recent_events(job.job_id, EVENTS_SHOWN)
+            events = self.providers(job.provider).recent_events(job.job_id, EVENTS_SHOWN)
         except ProviderError:
             events = []  # the registry view still answers while the provider is unreachable
         dataset = self.registry.get_dataset(job.dataset_id)
@@ -246,7 +291,7 @@ class ApiService:
     def cancel_job(self, job_id: str) -> JobView:
         job = self._find_job(job_id)
         try:
-            cancelled = self.provider.cancel_job(job.job_id)
+            cancelled = self.providers(job.provider).cancel_job(job.job_id)
         except ProviderError as failure:
             raise _provider_failure(failure) from failure
         view = self._job_view(job, self.registry.get_dataset(job.dataset_id), None)
@@ -285,8 +330,9 @@ class ApiService:
 
 
 def _model_card(model: ModelRecord, today: dt.date) -> ModelCard:
-    resolved = load_catalog().resolve(model.base_model)
-    shutdown = resolved[1].shutdown_date if resolved else None
+    shutdown = (
+        resolve_model(model.base_model).shutdown_date if provider_of(model.base_model) else None
+    )
     return ModelCard(
         id=model.model_id,
         created=int(model.created_at.timestamp()),

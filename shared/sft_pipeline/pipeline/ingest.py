@@ -31,6 +31,7 @@ from sft_pipeline.validation import (
     ValidationReport,
     validate,
 )
+from sft_pipeline.validation.catalog import bedrock_spec
 from sft_pipeline.validation.render import render_text
 
 
@@ -74,7 +75,12 @@ def ingest_upload(
     validation_source = _validation_source(ports.storage, upload, job_settings)
     report = validate(
         ports.storage.source(upload.bucket, upload.key, upload.version_id),
-        ValidationOptions(model=job_settings.base_model, n_epochs=_requested_epochs(job_settings)),
+        ValidationOptions(
+            model=job_settings.base_model,
+            provider=job_settings.provider,
+            dataset_bucket=upload.bucket,
+            n_epochs=_requested_epochs(job_settings),
+        ),
         validation_source,
     )
     rejection = _rejection(report, job_settings, setting_problems)
@@ -178,7 +184,7 @@ def _rejection(
     report: ValidationReport, settings: JobSettings, setting_problems: list[str]
 ) -> str | None:
     """Add the pipeline's own refusals to the report; return the rejection code, if any."""
-    for problem in setting_problems:
+    for problem in setting_problems + _provider_setting_problems(settings):
         _add_error(report, "invalid_job_setting", f"Upload metadata: {problem}.")
     cap = settings.cost_cap_usd
     estimate = report.estimate
@@ -203,6 +209,20 @@ def _rejection(
         if code in report.error_counts and len(report.error_counts) == 1:
             return code
     return "invalid_training_file"
+
+
+def _provider_setting_problems(settings: JobSettings) -> list[str]:
+    """Hyperparameters the chosen provider's model cannot take, found before any job exists."""
+    if settings.provider != "bedrock":
+        return []
+    spec = bedrock_spec(settings.base_model)
+    if spec is None:
+        return []  # the validator reports the unsupported base model itself
+    try:
+        spec.hyperparameters_for(settings.hyperparameters)
+    except ValueError as invalid:
+        return [str(invalid)]
+    return []
 
 
 def _add_error(report: ValidationReport, code: str, message: str) -> None:

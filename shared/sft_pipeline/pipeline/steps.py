@@ -140,7 +140,13 @@ def _upload(
     )
     filename = key.rsplit("/", 1)[-1]
     with source.open() as stream:
-        return provider.upload_file(filename, stream, source.size or 0)  # type: ignore[arg-type]
+        return provider.upload_file(
+            filename,
+            stream,  # type: ignore[arg-type]
+            source.size or 0,
+            base_model=request.settings.base_model,
+            upload_tag=request.dataset_id,
+        )
 
 
 def poll(
@@ -208,6 +214,8 @@ def finish(
     registry: Registry,
     notifier: NotificationSender,
     now: datetime,
+    *,
+    api_base_url: str | None = None,
 ) -> FinishResult:
     """Record the outcome (the model with its lineage on success) and tell the user."""
     request = state.request
@@ -238,6 +246,7 @@ def finish(
         error_code=error_code if outcome is not Outcome.SUCCEEDED else None,
         error_message=error_message if outcome is not Outcome.SUCCEEDED else None,
         report_uri=request.report_uri,
+        api_base_url=api_base_url or None,
     )
     newly_registered = False
     if job is not None and progress is not None:
@@ -246,6 +255,7 @@ def finish(
         )
     if outcome is Outcome.SUCCEEDED and job is not None and job.fine_tuned_model and progress:
         metrics = provider.final_metrics(job)
+        serving = provider.serve(job)
         actual = training_cost(job.base_model, job.trained_tokens) if job.trained_tokens else None
         dataset = registry.get_dataset(request.dataset_id)
         notification = notification.model_copy(
@@ -254,6 +264,7 @@ def finish(
                 "actual_cost_usd": actual,
                 "train_loss": metrics.train_loss if metrics else None,
                 "valid_loss": metrics.valid_loss if metrics else None,
+                "serving_note": serving.note,
             }
         )
         newly_registered = registry.register_model(
@@ -274,6 +285,9 @@ def finish(
                 started_at=datetime.fromtimestamp(progress.started_at, UTC),
                 finished_at=notification.finished_at or now,
                 created_at=now,
+                serving_model=serving.model,
+                serving_status=serving.status,
+                serving_note=serving.note,
             )
         )
     message_id = notifier.publish(notification)

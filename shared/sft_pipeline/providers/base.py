@@ -8,7 +8,7 @@ statemachine/*.asl.json.
 
 from __future__ import annotations
 
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -58,6 +58,19 @@ class ProviderJob(BaseModel):
     error_message: str | None = None
 
 
+ServingStatus = Literal["ready", "deploying", "needs_provisioned_throughput", "disabled"]
+
+
+class Serving(BaseModel):
+    """How a trained model is called: ``model`` is what inference requests name."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    status: ServingStatus
+    note: str | None = None
+
+
 class TrainingMetrics(BaseModel):
     steps: int
     train_loss: float | None = None
@@ -82,8 +95,10 @@ class JobRequest(BaseModel):
 class FineTuningProvider(Protocol):
     name: str
 
-    def upload_file(self, filename: str, stream: BinaryIO, size: int) -> str:
-        """Upload a training or validation file; return the provider's file id."""
+    def upload_file(
+        self, filename: str, stream: BinaryIO, size: int, *, base_model: str, upload_tag: str
+    ) -> str:
+        """Upload a training or validation file for ``base_model``; return the provider's file id."""
         ...
 
     def find_job(self, upload_tag: str) -> ProviderJob | None:
@@ -102,6 +117,14 @@ class FineTuningProvider(Protocol):
 
     def final_metrics(self, job: ProviderJob) -> TrainingMetrics | None:
         """Final training and validation loss from the job's result files."""
+        ...
+
+    def serve(self, job: ProviderJob) -> Serving:
+        """Make a succeeded job's model callable (at OpenAI it already is)."""
+        ...
+
+    def serving_status(self, serving_model: str) -> ServingStatus:
+        """Whether a model being deployed can answer yet."""
         ...
 
     def chat(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -13,12 +13,15 @@ import csv
 import io
 import time
 from collections.abc import Callable
-from typing import Any, BinaryIO, TypeVar
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import openai
 from openai.types.fine_tuning import FineTuningJob, job_create_params
 
+from sft_pipeline.adapters.secrets import read_secret
 from sft_pipeline.jobs import JobState
+from sft_pipeline.providers import Purpose
 from sft_pipeline.providers.base import (
     JobRequest,
     ProviderError,
@@ -26,6 +29,8 @@ from sft_pipeline.providers.base import (
     ProviderPermanentError,
     ProviderRateLimitError,
     ProviderTransientError,
+    Serving,
+    ServingStatus,
     TrainingMetrics,
 )
 
@@ -41,6 +46,9 @@ STATE_BY_STATUS = {
 }
 QUOTA_CODES = frozenset({"daily_rate_limit_exceeded", "insufficient_quota"})
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from sft_pipeline.settings import PipelineSettings
 
 
 def _error_code(exc: openai.APIStatusError, default: str) -> str:
@@ -161,7 +169,16 @@ class OpenAIProvider:
         except openai.OpenAIError as exc:
             raise translate_error(exc) from exc
 
-    def upload_file(self, filename: str, stream: BinaryIO, size: int) -> str:
+    def upload_file(
+        self,
+        filename: str,
+        stream: BinaryIO,
+        size: int,
+        *,
+        base_model: str = "",
+        upload_tag: str = "",
+    ) -> str:
+        """OpenAI takes the chat JSONL as it is, whatever the model."""
         if size <= FILES_API_LIMIT:
             created = self._call(
                 lambda: self._create_client.files.create(
@@ -233,7 +250,39 @@ class OpenAIProvider:
         content = self._call(lambda: self._client.files.content(job.result_files[0]).content)
         return parse_result_metrics(content)
 
+    def serve(self, job: ProviderJob) -> Serving:
+        if job.fine_tuned_model is None:
+            raise ProviderPermanentError("no_model", f"job {job.job_id} produced no model")
+        return Serving(model=job.fine_tuned_model, status="ready")
+
+    def serving_status(self, serving_model: str) -> ServingStatus:
+        return "ready"
+
     def chat(self, body: dict[str, Any]) -> dict[str, Any]:
         completion = self._call(lambda: self._client.chat.completions.create(**body))
         result: dict[str, Any] = completion.model_dump(mode="json", exclude_unset=True)
         return result
+
+
+# Control-plane calls stay well under the task timeouts, the SDK's retries of reads included;
+# inference answers or fails inside API Gateway's 29 seconds.
+TIMEOUTS: dict[str, tuple[float, int, float]] = {
+    # purpose: (timeout seconds, SDK retries, longest Retry-After waited out here)
+    "workflow": (60.0, 2, 20.0),
+    "inference": (25.0, 1, 0.0),
+}
+
+
+def build(settings: PipelineSettings, purpose: Purpose) -> OpenAIProvider:
+    """The provider with its key read through the secrets cache (a rotated key is picked up)."""
+    timeout, retries, rate_limit_wait = TIMEOUTS[purpose]
+    client = _client(
+        read_secret(settings.openai_secret_arn), settings.openai_base_url or None, timeout, retries
+    )
+    return OpenAIProvider(client, max_rate_limit_wait=rate_limit_wait)
+
+
+@lru_cache(maxsize=4)
+def _client(api_key: str, base_url: str | None, timeout: float, retries: int) -> openai.OpenAI:
+    """One client (and connection pool) per key: a rotated key gets a new one."""
+    return openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=retries)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from sft_pipeline.validation.catalog import (
-    FALLBACK_ENCODING,
     FALLBACK_MAX_TOKENS,
-    load_catalog,
+    PROVIDER_NAMES,
+    Provider,
+    ResolvedModel,
+    resolve_model,
 )
 from sft_pipeline.validation.report import Estimate
 from sft_pipeline.validation.tokens import EncodingName
@@ -30,12 +32,15 @@ def auto_epochs(n_examples: int) -> int:
     return TARGET_EPOCHS
 
 
-def model_limits(model: str) -> tuple[EncodingName, int]:
+def token_limit(resolved: ResolvedModel) -> int:
+    """The per-example bound: the documented limit, else the context window, else a fallback."""
+    return resolved.max_tokens_per_example or resolved.context_window_tokens or FALLBACK_MAX_TOKENS
+
+
+def model_limits(model: str, provider: Provider | None = None) -> tuple[EncodingName, int]:
     """Tokenizer and per-example token limit for a base model (or a sane fallback)."""
-    resolved = load_catalog().resolve(model)
-    if resolved is None:
-        return FALLBACK_ENCODING, FALLBACK_MAX_TOKENS
-    return resolved[1].encoding, resolved[1].max_tokens_per_example
+    resolved = resolve_model(model, provider)
+    return resolved.encoding, token_limit(resolved)
 
 
 def estimate_cost(
@@ -44,63 +49,91 @@ def estimate_cost(
     n_examples: int,
     n_epochs: int | None = None,
     today: dt.date | None = None,
+    *,
+    provider: Provider | None = None,
 ) -> Estimate:
     """Billed tokens = epochs x billable tokens per epoch, priced per 1M.
 
     Billable tokens per epoch are the sum over examples of min(tokens, limit):
-    the service truncates longer examples.
+    the service truncates longer examples. With no epochs requested, OpenAI
+    picks them from the dataset size and Bedrock uses its default epochCount.
     """
-    catalog = load_catalog()
-    resolved = catalog.resolve(model)
-    encoding, limit = model_limits(model)
+    resolved = resolve_model(model, provider)
+    limit = token_limit(resolved)
     per_epoch = billable_tokens_per_epoch
-    epochs = n_epochs if n_epochs is not None else auto_epochs(n_examples)
-    billed = per_epoch * epochs
-    notes: list[str] = []
-    price: float | None = None
-    base: str | None = None
-    if resolved is None:
-        notes.append(
-            f"'{model}' is not in the price table (as of {catalog.as_of}): cost unknown; "
-            f"tokens counted with {encoding}."
-        )
+    if n_epochs is not None:
+        epochs = n_epochs
+    elif resolved.default_epochs is not None:
+        epochs = resolved.default_epochs
     else:
-        base, spec = resolved
-        price = spec.training_per_million
-        if spec.limit_unconfirmed:
-            notes.append(
-                f"OpenAI does not document the per-example token limit of {base}; "
-                f"{limit:,} is assumed."
-            )
-        if spec.shutdown_date is not None:
-            day = today or dt.date.today()
-            if spec.shutdown_date <= day:
-                notes.append(f"{base} was shut down on {spec.shutdown_date}: it cannot be trained.")
-            else:
-                notes.append(
-                    f"{base} and its fine-tunes stop serving on {spec.shutdown_date} "
-                    f"({(spec.shutdown_date - day).days} days from now)."
-                )
+        epochs = auto_epochs(n_examples)
+    billed = per_epoch * epochs
+    price = resolved.training_per_million
     cost = None if price is None else round(billed * price / 1_000_000, 4)
     return Estimate(
         model=model,
-        base_model=base,
-        encoding=encoding,
+        base_model=resolved.base_model,
+        encoding=resolved.encoding,
         max_tokens_per_example=limit,
         n_epochs=epochs,
         n_epochs_source="requested" if n_epochs is not None else "auto",
         billable_tokens_per_epoch=per_epoch,
         billed_tokens=billed,
         training_price_per_million_usd=price,
-        price_as_of=catalog.as_of.isoformat(),
+        price_as_of=resolved.price_as_of.isoformat(),
         estimated_cost_usd=cost,
-        notes=notes,
+        notes=_notes(model, resolved, limit, today or dt.date.today()),
     )
+
+
+def _notes(model: str, resolved: ResolvedModel, limit: int, today: dt.date) -> list[str]:
+    base = resolved.base_model
+    if base is None:
+        return [
+            f"'{model}' is not in the price table (as of {resolved.price_as_of}): cost unknown; "
+            f"tokens counted with {resolved.encoding}."
+        ]
+    provider = PROVIDER_NAMES[resolved.provider]
+    notes: list[str] = []
+    if resolved.tokens_approximate:
+        notes.append(
+            f"{base} has no public tokenizer: token counts use {resolved.encoding} "
+            "and are approximate."
+        )
+    if "max_tokens_per_example" in resolved.unconfirmed:
+        bound = " (its context window)" if resolved.max_tokens_per_example is None else ""
+        notes.append(
+            f"{provider} does not document the per-example token limit of {base}; "
+            f"{limit:,}{bound} is assumed."
+        )
+    if resolved.training_per_million is None:
+        notes.append(
+            f"No training price is known for {base} (as of {resolved.price_as_of}): cost unknown."
+        )
+    elif "training_per_million" in resolved.unconfirmed:
+        notes.append(
+            f"The training price of {base} (${resolved.training_per_million:g} per 1M tokens, "
+            f"as of {resolved.price_as_of}) is unconfirmed; check {provider}'s pricing page."
+        )
+    if "on_demand_deployment" in resolved.unconfirmed:
+        notes.append(
+            f"Whether fine-tunes of {base} can be served on demand is unconfirmed; "
+            "serving them may need Provisioned Throughput, billed by the hour."
+        )
+    if resolved.shutdown_date is not None:
+        if resolved.shutdown_date <= today:
+            notes.append(f"{base} was shut down on {resolved.shutdown_date}: it cannot be trained.")
+        else:
+            notes.append(
+                f"{base} and its fine-tunes stop serving on {resolved.shutdown_date} "
+                f"({(resolved.shutdown_date - today).days} days from now)."
+            )
+    return notes
 
 
 def training_cost(model: str, trained_tokens: int) -> float | None:
     """What the provider charges for ``trained_tokens``; None when the price is unknown."""
-    resolved = load_catalog().resolve(model)
-    if resolved is None or resolved[1].training_per_million is None:
+    price = resolve_model(model).training_per_million
+    if price is None:
         return None
-    return round(trained_tokens * resolved[1].training_per_million / 1_000_000, 4)
+    return round(trained_tokens * price / 1_000_000, 4)

@@ -66,8 +66,8 @@ class UserMessage(_Strict):
 
 class AssistantMessage(_Strict):
     role: Literal["assistant"]
-    # Required key, but null is allowed beside tool_calls / function_call (checked in rules).
-    content: StrictStr | list[AssistantPart] | None
+    # May be null or left out beside tool_calls / function_call (checked in rules).
+    content: StrictStr | list[AssistantPart] | None = None
     name: StrictStr | None = None
     refusal: StrictStr | None = None
     weight: Literal[0, 1] | None = None

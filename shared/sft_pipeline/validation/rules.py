@@ -15,6 +15,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import ValidationError
 
+from sft_pipeline.providers.nova_format import NovaTarget, nova_issues
 from sft_pipeline.validation.formats import (
     CHAT_KEYS,
     COMPLETION_KEYS,
@@ -94,8 +95,10 @@ def normalise(text: str) -> str:
 # ---------------------------------------------------------------- schema errors
 
 
-def check_line(raw: bytes, line: int, data_format: DataFormat) -> LineResult:
-    """Parse and check one non-blank line."""
+def check_line(
+    raw: bytes, line: int, data_format: DataFormat, nova: NovaTarget | None = None
+) -> LineResult:
+    """Parse and check one non-blank line; for a ``nova`` target, check it as Nova will too."""
     result = LineResult()
     try:
         obj = orjson.loads(raw)
@@ -124,7 +127,9 @@ def check_line(raw: bytes, line: int, data_format: DataFormat) -> LineResult:
     try:
         if data_format == "chat":
             chat = ChatExample.model_validate(obj)
-            _check_chat(chat, line, result, scan_special)
+            _check_chat(chat, line, result, scan_special, openai_images=nova is None)
+            if nova is not None:
+                _add_nova_issues(chat, nova, line, result)
             if not result.errors:
                 result.facts = _chat_facts(chat, raw, line)
         else:
@@ -324,9 +329,17 @@ def _explain(
 # ---------------------------------------------------------------- semantic checks
 
 
-def _check_chat(example: ChatExample, line: int, result: LineResult, scan_special: bool) -> None:
+def _check_chat(
+    example: ChatExample, line: int, result: LineResult, scan_special: bool, openai_images: bool
+) -> None:
     _check_messages(
-        example.messages, example.tools, line, result, prefix="messages", scan_special=scan_special
+        example.messages,
+        example.tools,
+        line,
+        result,
+        prefix="messages",
+        scan_special=scan_special,
+        openai_images=openai_images,
     )
     assistants = [m for m in example.messages if isinstance(m, AssistantMessage)]
     if not assistants:
@@ -349,6 +362,12 @@ def _check_chat(example: ChatExample, line: int, result: LineResult, scan_specia
             message="The example does not end with an assistant message; "
             "the messages after the last assistant reply are not trained on.",
         )
+
+
+def _add_nova_issues(example: ChatExample, nova: NovaTarget, line: int, result: LineResult) -> None:
+    for issue in nova_issues(example, nova.base_model, dataset_bucket=nova.dataset_bucket):
+        add = result.error if issue.severity == "error" else result.warn
+        add(issue.code, issue.message, line, issue.location)
 
 
 def _check_dpo(example: DpoExample, line: int, result: LineResult, scan_special: bool) -> None:
@@ -389,7 +408,9 @@ def _check_messages(
     *,
     prefix: str,
     scan_special: bool,
+    openai_images: bool = True,
 ) -> None:
+    """OpenAI's rules; ``openai_images=False`` leaves image sources to the provider's checks."""
     tool_names = {tool.function.name for tool in tools} if tools is not None else None
     open_call_ids: set[str] = set()
     images = 0
@@ -417,7 +438,7 @@ def _check_messages(
                 "assistant message made.",
             )
         if message.role == "user" and isinstance(message.content, list):
-            for part_index, part in enumerate(message.content):
+            for part_index, part in enumerate(message.content if openai_images else ()):
                 if isinstance(part, ImagePart):
                     images += 1
                     _check_image_url(

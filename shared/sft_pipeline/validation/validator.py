@@ -19,8 +19,14 @@ from typing import BinaryIO
 
 from pydantic import BaseModel, Field
 
-from sft_pipeline.validation.catalog import load_catalog
-from sft_pipeline.validation.estimate import estimate_cost, model_limits
+from sft_pipeline.providers.nova_format import NovaTarget
+from sft_pipeline.validation.catalog import (
+    Provider,
+    load_bedrock_catalog,
+    load_catalog,
+    resolve_model,
+)
+from sft_pipeline.validation.estimate import estimate_cost, token_limit
 from sft_pipeline.validation.quality import (
     TRAINING,
     VALIDATION,
@@ -54,9 +60,14 @@ ProgressCallback = Callable[[int], None]
 class ValidationOptions(BaseModel):
     data_format: DataFormat = "chat"
     model: str = Field(default_factory=lambda: load_catalog().default_model)
+    # None: the provider whose table knows the model (catalog.provider_of), else OpenAI.
+    provider: Provider | None = None
     n_epochs: int | None = Field(default=None, ge=1, le=50)
     max_findings_per_code: int = Field(default=20, ge=1)
+    # OpenAI's minimum; Bedrock's record bounds come from its model table.
     min_examples: int = Field(default=OPENAI_MIN_EXAMPLES, ge=1)
+    # The bucket the dataset is uploaded to: Bedrock reads training images only from there.
+    dataset_bucket: str | None = None
     # The day shutdown dates are compared with; None means today.
     today: dt.date | None = None
 
@@ -98,8 +109,18 @@ class _Run:
         self.store = store
         self.errors = FindingCollector(options.max_findings_per_code)
         self.warnings = FindingCollector(options.max_findings_per_code)
-        encoding, self.token_limit = model_limits(options.model)
-        self.counter = TokenCounter(encoding)
+        self.model = resolve_model(options.model, options.provider)
+        self.token_limit = token_limit(self.model)
+        self.counter = TokenCounter(self.model.encoding)
+        # Nova's checks run only for a base model Bedrock can train on chat files.
+        self.nova = (
+            NovaTarget(self.model.base_model, options.dataset_bucket)
+            if self.model.provider == "bedrock"
+            and self.model.base_model is not None
+            and self.model.unsupported_reason is None
+            and options.data_format == "chat"
+            else None
+        )
 
     def scan(
         self,
@@ -165,7 +186,7 @@ class _Run:
                 result.blank_lines += 1
                 continue
             result.examples += 1
-            checked = check_line(line.raw, line.number, fmt)
+            checked = check_line(line.raw, line.number, fmt, self.nova)
             if checked.foreign_format is not None and result.examples == 1:
                 raise FileLevelError(checked.errors[0].code, checked.errors[0].message)
             for finding in checked.errors:
@@ -212,12 +233,21 @@ class _Run:
                         code="example_too_long",
                         line=example.line,
                         file=label,
-                        message=f"The example has {example.tokens:,} tokens, over the "
-                        f"{self.token_limit:,}-token limit of {self.options.model}; "
-                        "it will be truncated during training.",
+                        message=self._too_long(example.tokens),
                     )
                 )
         self.store.add(file, facts)
+
+    def _too_long(self, tokens: int) -> str:
+        if self.model.provider == "openai":
+            return (
+                f"The example has {tokens:,} tokens, over the {self.token_limit:,}-token limit "
+                f"of {self.options.model}; it will be truncated during training."
+            )
+        return (
+            f"The example has about {tokens:,} tokens, over the {self.token_limit:,}-token "
+            f"context window of {self.model.base_model}; Bedrock cannot train on all of it."
+        )
 
 
 def _batches(lines: Iterator[Line]) -> Iterator[list[Line]]:
@@ -235,6 +265,7 @@ def validate(
     opts = options or ValidationOptions()
     with example_store() as store, ThreadPoolExecutor(max_workers=1) as executor:
         run = _Run(opts, store)
+        _target_checks(run)
         train = run.scan(training, TRAINING, executor, on_progress)
         held_out = None
         if validation is not None:
@@ -253,6 +284,7 @@ def validate(
                 train.valid_examples,
                 opts.n_epochs,
                 opts.today,
+                provider=run.model.provider,
             )
     return ValidationReport(
         valid=not run.errors,
@@ -268,9 +300,25 @@ def validate(
     )
 
 
+def _target_checks(run: _Run) -> None:
+    """Whether the provider can train this kind of file on this model at all."""
+    if run.model.provider != "bedrock":
+        return
+    if run.model.unsupported_reason is not None:
+        run.errors.add(Finding(code="unsupported_base_model", message=run.model.unsupported_reason))
+    if run.options.data_format != "chat":
+        run.errors.add(
+            Finding(
+                code="unsupported_data_format",
+                message="Amazon Bedrock fine-tunes Nova on supervised chat examples only; "
+                "it has no preference (DPO) training.",
+            )
+        )
+
+
 def _file_wide_checks(run: _Run, train: _FileResult, held_out: _FileResult | None) -> None:
     store, opts = run.store, run.options
-    if 0 < train.examples < opts.min_examples:
+    if run.model.provider == "openai" and 0 < train.examples < opts.min_examples:
         run.errors.add(
             Finding(
                 code="too_few_examples",
@@ -278,6 +326,8 @@ def _file_wide_checks(run: _Run, train: _FileResult, held_out: _FileResult | Non
                 f"{opts.min_examples} (50 to 100 usually give clear improvements).",
             )
         )
+    if run.nova is not None:
+        _bedrock_file_checks(run, run.nova.base_model, train, held_out)
     for code, total, findings in group_findings(store, opts.max_findings_per_code):
         run.warnings.add_group(code, total, findings)
     if opts.data_format == "chat":
@@ -310,6 +360,46 @@ def _file_wide_checks(run: _Run, train: _FileResult, held_out: _FileResult | Non
                 )
                 for valid_line, train_line in pairs
             ],
+        )
+
+
+def _bedrock_file_checks(
+    run: _Run, base_model: str, train: _FileResult, held_out: _FileResult | None
+) -> None:
+    spec = load_bedrock_catalog().models[base_model]
+    if spec.min_records is not None and 0 < train.examples < spec.min_records:
+        run.errors.add(
+            Finding(
+                code="too_few_examples",
+                message=f"The file has {train.examples:,} examples; Amazon Bedrock requires at "
+                f"least {spec.min_records:,} to fine-tune {base_model}.",
+            )
+        )
+    if spec.max_records is not None and train.examples > spec.max_records:
+        run.errors.add(
+            Finding(
+                code="too_many_examples",
+                message=f"The file has {train.examples:,} examples; Amazon Bedrock accepts at "
+                f"most {spec.max_records:,} to fine-tune {base_model}. Split or sample the data.",
+            )
+        )
+    if held_out is not None and not spec.validation_set_used:
+        run.warnings.add(
+            Finding(
+                code="validation_file_not_used",
+                file="validation",
+                message=f"Amazon Bedrock does not use a validation set when it fine-tunes "
+                f"{base_model}; the validation file has no effect.",
+            )
+        )
+    tool_note = spec.unconfirmed.get("tool_use_training")
+    if train.with_tools and tool_note:
+        run.warnings.add(
+            Finding(
+                code="tool_use_unconfirmed",
+                message=f"{train.with_tools:,} examples use tools, and whether Amazon Bedrock "
+                f"trains tool use for {base_model} is unconfirmed: {tool_note}",
+            )
         )
 
 

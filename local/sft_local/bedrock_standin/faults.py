@@ -1,0 +1,96 @@
+"""Fault injection: make the next requests fail, or the next job or deployment fail.
+
+Every request rule applies to the next ``times`` matching requests, or to all of
+them until ``clear()`` when ``times`` is None. A rule with an ``operation`` only
+matches that operation, named as in the API, e.g. ``"GetModelCustomizationJob"``
+(``known_operations`` lists them); without one it matches every request. A
+request takes the oldest matching rule before any work, so a faulted request
+changes nothing. botocore retries both injected errors, so a test that wants
+to see one raised sets ``times`` above the client's attempts or turns retries off.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from sft_local.bedrock_standin.errors import BedrockError, internal_error, throttling
+
+DEFAULT_JOB_FAILURE = "An internal error occurred during training. Retry the job."
+DEFAULT_DEPLOYMENT_FAILURE = "An internal error occurred while deploying the model."
+
+
+@dataclass
+class _Rule:
+    error: Callable[[], BedrockError]
+    operation: str | None
+    remaining: int | None
+
+
+class BedrockFaults:
+    """Injects the failures a Bedrock client has to survive. Thread-safe."""
+
+    def __init__(self, known_operations: Iterable[str]) -> None:
+        self.known_operations = frozenset(known_operations)
+        self._lock = threading.Lock()
+        self._rules: list[_Rule] = []
+        self._job_failures: deque[str] = deque()
+        self._deployment_failures: deque[str] = deque()
+
+    def throttle(self, times: int | None = 1, *, operation: str | None = None) -> None:
+        """ThrottlingException (429) for the next ``times`` requests."""
+        self._add(throttling, times, operation)
+
+    def server_error(self, times: int | None = 1, *, operation: str | None = None) -> None:
+        """InternalServerException (500) for the next ``times`` requests."""
+        self._add(internal_error, times, operation)
+
+    def fail_next_job(self, message: str = DEFAULT_JOB_FAILURE) -> None:
+        """The next created job fails once its data check is over, with ``message``."""
+        with self._lock:
+            self._job_failures.append(message)
+
+    def fail_next_deployment(self, message: str = DEFAULT_DEPLOYMENT_FAILURE) -> None:
+        """The next created deployment ends ``Failed`` instead of ``Active``, with ``message``."""
+        with self._lock:
+            self._deployment_failures.append(message)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+            self._job_failures.clear()
+            self._deployment_failures.clear()
+
+    def take_error(self, operation: str | None) -> BedrockError | None:
+        """The error for a request to ``operation`` (None: an unknown path), if one is due."""
+        with self._lock:
+            for rule in self._rules:
+                if rule.operation is None or rule.operation == operation:
+                    if rule.remaining is not None:
+                        rule.remaining -= 1
+                        if rule.remaining == 0:
+                            self._rules.remove(rule)
+                    return rule.error()
+        return None
+
+    def take_job_failure(self) -> str | None:
+        with self._lock:
+            return self._job_failures.popleft() if self._job_failures else None
+
+    def take_deployment_failure(self) -> str | None:
+        with self._lock:
+            return self._deployment_failures.popleft() if self._deployment_failures else None
+
+    def _add(
+        self, error: Callable[[], BedrockError], times: int | None, operation: str | None
+    ) -> None:
+        if times is not None and times < 1:
+            raise ValueError(f"times must be at least 1 or None, got {times}")
+        if operation is not None and operation not in self.known_operations:
+            raise ValueError(
+                f"unknown operation {operation!r}; known: {sorted(self.known_operations)}"
+            )
+        with self._lock:
+            self._rules.append(_Rule(error, operation, times))
