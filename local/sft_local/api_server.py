@@ -15,13 +15,12 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import boto3
 
+from sft_local.http_service import LocalHttpServer, Reply
 from sft_local.stack import ACCOUNT, REGION, LocalStack
 from sft_local.template import resources_of_type
 
@@ -274,45 +273,19 @@ class LocalApiServer:
 
     def __init__(self, stack: LocalStack, port: int = 0) -> None:
         self.gateway = LocalGateway(gateway_config(stack))
-        gateway = self.gateway
+        self._http = LocalHttpServer(self._serve, name="local-api", port=port)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _serve(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status, headers, payload = gateway.handle(
-                    self.command, self.path, dict(self.headers.items()), body
-                )
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815 - http.server hook names
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet: the access log would only repeat the client's view."""
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+    def _serve(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
+        status, response_headers, payload = self.gateway.handle(method, target, headers, body)
+        return Reply(status, payload, response_headers)
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/v1"
+        return self._http.url("/v1")
 
     def __enter__(self) -> LocalApiServer:
-        self._thread.start()
+        self._http.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    def __exit__(self, *exc_info: object) -> None:
+        self._http.stop()

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
+
+from sft_local.http_service import LocalHttpServer, Reply
 
 
 class SlackReceiver:
@@ -17,32 +17,25 @@ class SlackReceiver:
         self.refused = 0
         self._outage_status: int | None = None
         self._lock = threading.Lock()
-        receiver = self
+        self._http = LocalHttpServer(self._receive, name="slack-receiver")
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                with receiver._lock:
-                    status = receiver._outage_status
-                    if status is None:
-                        receiver.messages.append(json.loads(body))
-                    else:
-                        receiver.refused += 1
-                self.send_response(status or 200)
-                self.send_header("Content-Type", "text/plain")
-                self.end_headers()
-                self.wfile.write(b"ok" if status is None else b"service_unavailable")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet: the demo prints what matters."""
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+    def _receive(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
+        with self._lock:
+            status = self._outage_status
+            if status is None:
+                self.messages.append(json.loads(body))
+            else:
+                self.refused += 1
+        plain = {"content-type": "text/plain"}
+        return (
+            Reply(200, b"ok", plain)
+            if status is None
+            else Reply(status, b"service_unavailable", plain)
+        )
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/services/T000/B000/local"
+        return self._http.url("/services/T000/B000/local")
 
     def outage(self, status: int = 503) -> None:
         """Answer every post with ``status`` until :meth:`recover`."""
@@ -52,14 +45,8 @@ class SlackReceiver:
         self._outage_status = None
 
     def __enter__(self) -> SlackReceiver:
-        self._thread.start()
+        self._http.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    def __exit__(self, *exc_info: object) -> None:
+        self._http.stop()

@@ -28,7 +28,7 @@ from sft_pipeline.adapters.registry import DatasetRecord, JobRecord, ModelRecord
 from sft_pipeline.aliases import single
 from sft_pipeline.api import routes
 from sft_pipeline.api.models import AliasView, JobList, JobView, ModelList
-from sft_pipeline.api.service import AliasCache
+from sft_pipeline.api.service import LookupCache
 from sft_pipeline.api_keys import bearer_token, looks_like_key
 from sft_pipeline.jobs import JobState, UploadRef
 from sft_pipeline.providers.base import ProviderJob
@@ -199,7 +199,7 @@ def seeded_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.setattr(runtime, "registry", lambda: registry)
         monkeypatch.setattr(runtime, "inference_provider", {"openai": provider}.__getitem__)
         monkeypatch.setattr(runtime, "settings", PipelineSettings)
-        monkeypatch.setattr(routes, "_alias_cache", AliasCache())
+        monkeypatch.setattr(routes, "_lookups", LookupCache())
         yield
 
 

@@ -12,7 +12,7 @@ from moto import mock_aws
 from sft_pipeline.adapters.registry import ModelRecord, Registry
 from sft_pipeline.aliases import Variant
 from sft_pipeline.api.models import AliasUpdate, ChatCompletionRequest, ChatMessage
-from sft_pipeline.api.service import ApiError, ApiService
+from sft_pipeline.api.service import ApiError, ApiService, LookupCache
 from sft_pipeline.jobs import UploadRef
 from sft_pipeline.providers.base import (
     ProviderPermanentError,
@@ -210,3 +210,26 @@ def test_unknown_job_is_404(api: ApiService) -> None:
     with pytest.raises(ApiError) as error:
         api.get_job("ftjob-nope")
     assert (error.value.status, error.value.code) == (404, "job_not_found")
+
+
+def test_lookups_are_cached_for_their_ttl() -> None:
+    now = [0.0]
+    cache = LookupCache(ttl_seconds=30, clock=lambda: now[0])
+    loads: list[int] = []
+
+    def load() -> int:
+        loads.append(1)
+        return len(loads)
+
+    assert [cache.get("k", load), cache.get("k", load)] == [1, 1]
+    now[0] = 31
+    assert cache.get("k", load) == 2
+    cache.forget(lambda key: key == "k")
+    assert cache.get("k", load) == 3
+
+
+def test_a_promotion_is_seen_at_once_by_the_container_that_made_it(api: ApiService) -> None:
+    api.put_alias("bot", AliasUpdate(model=BASE), NOW)
+    assert api.chat(ask("bot"), 0.5).served_model == BASE
+    api.put_alias("bot", AliasUpdate(model=FINE_TUNE), NOW)
+    assert api.chat(ask("bot"), 0.5).served_model == FINE_TUNE

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any
 
 from sft_local.bedrock_standin.app import RecordedRequest, StandInApp
 from sft_local.bedrock_standin.faults import BedrockFaults
@@ -19,9 +15,7 @@ from sft_local.bedrock_standin.state import (
     StandInState,
     WriteObject,
 )
-
-# How often the serving loop checks for shutdown; keeps stop() quick.
-SHUTDOWN_POLL_SECONDS = 0.02
+from sft_local.http_service import LocalHttpServer, ManualClock, Reply
 
 
 class BedrockStandIn:
@@ -53,10 +47,7 @@ class BedrockStandIn:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        self._clock = clock
-        self._offset = 0.0
-        self._offset_lock = threading.Lock()
-        self._address = (host, port)
+        self._clock = ManualClock(clock)
         state = StandInState(
             timeline=timeline or BedrockTimeline(),
             read_object=read_object,
@@ -66,8 +57,13 @@ class BedrockStandIn:
             region=region,
         )
         self._app = StandInApp(state)
-        self._server: _StandInHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = LocalHttpServer(self._serve, name="bedrock-standin", host=host, port=port)
+
+    def _serve(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
+        response = self._app.handle(method, target, body)
+        return Reply(
+            response.status, response.body, {"content-type": "application/json", **response.headers}
+        )
 
     @property
     def faults(self) -> BedrockFaults:
@@ -93,100 +89,25 @@ class BedrockStandIn:
 
     @property
     def endpoint_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the stand-in is not running; call start() first")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._http.url()
 
     def now(self) -> float:
-        with self._offset_lock:
-            return self._clock() + self._offset
+        return self._clock.now()
 
     def advance(self, seconds: float) -> None:
         """Move the stand-in's time forward; due transitions, metrics files included, happen now."""
-        if seconds < 0:
-            raise ValueError(f"time only moves forward, got {seconds}")
-        with self._offset_lock:
-            self._offset += seconds
+        self._clock.advance(seconds)
         self._app.catch_up()
 
     def start(self) -> BedrockStandIn:
-        if self._server is not None:
-            raise RuntimeError("the stand-in is already running")
-        self._server = _StandInHTTPServer(self._address, self._app)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
-            name="bedrock-standin",
-            daemon=True,
-        )
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        if self._server is None or self._thread is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-        self._server = None
-        self._thread = None
+        self._http.stop()
 
     def __enter__(self) -> BedrockStandIn:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-class _StandInHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], app: StandInApp) -> None:
-        self.app = app
-        super().__init__(address, _RequestHandler)
-
-
-class _RequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes; with Nagle on, each answer waits for a delayed ACK.
-    disable_nagle_algorithm = True
-    server: _StandInHTTPServer
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def do_PATCH(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: the stand-in keeps its own request log."""
-
-    def _serve(self) -> None:
-        body = self.rfile.read(int(self.headers.get("content-length") or 0))
-        response = self.server.app.handle(self.command, self.path, body)
-        try:
-            self.send_response(response.status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(response.body)))
-            for name, value in response.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(response.body)
-        except (BrokenPipeError, ConnectionResetError):
-            # The client stopped waiting for the answer.
-            self.close_connection = True

@@ -7,16 +7,11 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any
 
+from sft_local.http_service import LocalHttpServer, ManualClock, Reply
 from sft_local.openai_emulator.app import EmulatorApp, RecordedRequest
 from sft_local.openai_emulator.faults import FaultInjector
 from sft_local.openai_emulator.state import EmulatorState, JobTimeline
-
-# How often the serving loop checks for shutdown; keeps stop() quick.
-SHUTDOWN_POLL_SECONDS = 0.02
 
 
 class OpenAIEmulator:
@@ -40,17 +35,21 @@ class OpenAIEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        self._clock = clock
-        self._offset = 0.0
-        self._offset_lock = threading.Lock()
-        self._address = (host, port)
+        self._clock = ManualClock(clock)
         self._stopping = threading.Event()
         state = EmulatorState(
             timeline=timeline or JobTimeline(), organization=organization, now=self.now
         )
         self._app = EmulatorApp(state, api_key=api_key, stopping=self._stopping)
-        self._server: _EmulatorHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = LocalHttpServer(self._serve, name="openai-emulator", host=host, port=port)
+
+    def _serve(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
+        response = self._app.handle(method, target, headers, body)
+        return Reply(
+            response.status,
+            response.body,
+            {"content-type": response.content_type, **response.headers},
+        )
 
     @property
     def faults(self) -> FaultInjector:
@@ -66,115 +65,30 @@ class OpenAIEmulator:
 
     @property
     def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the emulator is not running; call start() first")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/v1"
+        return self._http.url("/v1")
 
     def now(self) -> float:
-        with self._offset_lock:
-            return self._clock() + self._offset
+        return self._clock.now()
 
     def advance(self, seconds: float) -> None:
         """Move the emulator's time forward; jobs catch up on the next request."""
-        if seconds < 0:
-            raise ValueError(f"time only moves forward, got {seconds}")
-        with self._offset_lock:
-            self._offset += seconds
+        self._clock.advance(seconds)
 
     def start(self) -> OpenAIEmulator:
-        if self._server is not None:
-            raise RuntimeError("the emulator is already running")
         self._stopping.clear()
-        self._server = _EmulatorHTTPServer(self._address, self._app)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
-            name="openai-emulator",
-            daemon=True,
-        )
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        if self._server is None or self._thread is None:
-            return
+        # Injected delays end at once, so shutting down never waits for them.
         self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-        self._server = None
-        self._thread = None
+        self._http.stop()
 
     def __enter__(self) -> OpenAIEmulator:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-class _EmulatorHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], app: EmulatorApp) -> None:
-        self.app = app
-        super().__init__(address, _RequestHandler)
-
-
-class _RequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes; with Nagle on, each answer waits for a delayed ACK.
-    disable_nagle_algorithm = True
-    server: _EmulatorHTTPServer
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def do_PATCH(self) -> None:
-        self._serve()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: the emulator keeps its own request log."""
-
-    def _serve(self) -> None:
-        body = self._read_body()
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        response = self.server.app.handle(self.command, self.path, headers, body)
-        try:
-            self.send_response(response.status)
-            self.send_header("content-type", response.content_type)
-            self.send_header("content-length", str(len(response.body)))
-            for name, value in response.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(response.body)
-        except (BrokenPipeError, ConnectionResetError):
-            # The client stopped waiting, e.g. it timed out during an injected delay.
-            self.close_connection = True
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("transfer-encoding", "").lower() != "chunked":
-            return self.rfile.read(int(self.headers.get("content-length") or 0))
-        chunks = []
-        while size := int(self.rfile.readline().split(b";")[0], 16):
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline()
-        self.rfile.readline()
-        return b"".join(chunks)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

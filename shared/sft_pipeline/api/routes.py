@@ -31,7 +31,7 @@ from sft_pipeline.api.models import (
     JobView,
     ModelList,
 )
-from sft_pipeline.api.service import AliasCache, ApiError, ApiService
+from sft_pipeline.api.service import ApiError, ApiService, LookupCache
 
 # API Gateway accepts 10 MB; a chat request this large is a mistake or an attack.
 MAX_BODY_BYTES = 1024 * 1024
@@ -50,7 +50,7 @@ app.configure_openapi(
     security=[{"bearer": []}],
 )
 _variant_draws = random.Random()
-_alias_cache = AliasCache()
+_lookups = LookupCache()
 
 
 def service() -> ApiService:
@@ -58,7 +58,7 @@ def service() -> ApiService:
         registry=runtime.registry(),
         providers=runtime.inference_provider,
         max_output_tokens=runtime.settings().max_output_tokens,
-        aliases=_alias_cache,
+        lookups=_lookups,
     )
 
 

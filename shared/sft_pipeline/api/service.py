@@ -7,9 +7,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sft_pipeline.adapters.registry import (
     AliasNotFound,
@@ -39,6 +39,7 @@ from sft_pipeline.providers.base import (
 from sft_pipeline.validation.catalog import provider_of, resolve_model
 
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
+T = TypeVar("T")
 EVENTS_SHOWN = 10
 # Names of models the pipeline registered: OpenAI fine-tunes and Bedrock custom models.
 REGISTERED_MODEL_PREFIXES = ("ft:", "arn:")
@@ -66,33 +67,29 @@ class ChatResult:
 
 
 @dataclass
-class AliasCache:
-    """Alias lookups kept for a few seconds: every chat request resolves one, and a
-    promotion reaches every warm container within ``ttl_seconds``."""
+class LookupCache:
+    """Registry lookups kept for a few seconds: every chat request resolves an alias and a
+    model, and a promotion reaches every warm container within ``ttl_seconds``."""
 
     ttl_seconds: float = 30.0
     max_entries: int = 1024
     clock: Callable[[], float] = time.monotonic
-    _entries: dict[tuple[str, int | None], tuple[float, AliasVersion | None]] = field(
-        default_factory=dict
-    )
+    _entries: dict[Hashable, tuple[float, Any]] = field(default_factory=dict)
 
-    def get(
-        self, name: str, version: int | None, load: Callable[[], AliasVersion | None]
-    ) -> AliasVersion | None:
-        key = (name, version)
+    def get(self, key: Hashable, load: Callable[[], T]) -> T:
         now = self.clock()
         cached = self._entries.get(key)
         if cached is not None and now - cached[0] < self.ttl_seconds:
-            return cached[1]
+            value: T = cached[1]
+            return value
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
-        value = load()
-        self._entries[key] = (now, value)
-        return value
+        loaded = load()
+        self._entries[key] = (now, loaded)
+        return loaded
 
-    def forget(self, name: str) -> None:
-        for key in [key for key in self._entries if key[0] == name]:
+    def forget(self, matches: Callable[[Hashable], bool]) -> None:
+        for key in [key for key in self._entries if matches(key)]:
             del self._entries[key]
 
 
@@ -111,7 +108,7 @@ class ApiService:
     registry: Registry
     providers: Callable[[str], FineTuningProvider]
     max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS
-    aliases: AliasCache = field(default_factory=AliasCache)
+    lookups: LookupCache = field(default_factory=LookupCache)
 
     # ---------------------------------------------------------------- inference
 
@@ -170,7 +167,7 @@ class ApiService:
         With ``to_call`` the model must also be able to answer now.
         """
         if model.startswith(REGISTERED_MODEL_PREFIXES):
-            record = self.registry.get_model(model)
+            record = self.lookups.get(("model", model), lambda: self.registry.get_model(model))
             if record is None:
                 return None
             if to_call:
@@ -186,7 +183,7 @@ class ApiService:
             except (AliasNotFound, AliasVersionNotFound):
                 return None
 
-        return self.aliases.get(name, version, load)
+        return self.lookups.get(("alias", name, version), load)
 
     def _check_serving(self, record: ModelRecord) -> None:
         """A registered model that cannot answer yet says why, and what to do."""
@@ -194,6 +191,7 @@ class ApiService:
             status = self.providers(record.provider).serving_status(record.serving_model)
             if status == "ready":
                 self.registry.set_model_serving(record.model_id, status)
+                self.lookups.forget(lambda key: key == ("model", record.model_id))
                 return
             raise ApiError(
                 503,
@@ -265,7 +263,7 @@ class ApiService:
                 ) from None
             except ValueError as invalid:
                 raise ApiError(400, str(invalid), code="invalid_alias_update") from None
-        self.aliases.forget(name)
+        self.lookups.forget(lambda key: key[:2] == ("alias", name))  # type: ignore[index]
         return AliasView(
             alias=name,
             current_version=version.version,
