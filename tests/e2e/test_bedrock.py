@@ -39,6 +39,10 @@ def test_bedrock_happy_path_trains_deploys_and_serves(stack: LocalStack) -> None
         f"s3://{stack.bucket}/prepared/{upload.dataset_id}/bedrock/train.jsonl"
     )
     first = json.loads(converted.splitlines()[0])
+    head = boto3.client("s3").head_object(
+        Bucket=stack.bucket, Key=f"prepared/{upload.dataset_id}/bedrock/train.jsonl"
+    )
+    assert head["Metadata"]["sft-dataset-id"] == upload.dataset_id
     assert (
         first["schemaVersion"] == "bedrock-conversation-2024"
         and first["messages"][0]["role"] == "user"

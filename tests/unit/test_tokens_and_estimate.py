@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 
 import pytest
 
@@ -91,3 +93,30 @@ def test_unknown_model_cost_is_unknown_not_zero() -> None:
 def test_shut_down_model_is_called_out() -> None:
     estimate = estimate_cost("gpt-3.5-turbo", 1000, 50, today=dt.date(2026, 11, 25))
     assert any("was shut down on 2026-10-23" in note for note in estimate.notes)
+
+
+def test_counting_in_a_forked_process_gives_the_same_counts() -> None:
+    # A fresh interpreter: forking is only used where no other thread runs.
+    script = (
+        "from sft_pipeline.validation.tokens import TokenCounter\n"
+        "counter = TokenCounter('o200k_base', use_process=True)\n"
+        "texts = ['The Summit 2 tent', '東京 🚀', 'The Summit 2 tent'] * 50\n"
+        "print(counter.uses_process, counter.count_many(texts) == TokenCounter('o200k_base').count_many(texts))\n"
+        "counter.close()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["True", "True"]
+
+
+def test_without_processes_counting_stays_in_a_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unavailable(*_args: object, **_kwargs: object) -> None:
+        raise OSError(38, "Function not implemented")  # what AWS Lambda answers
+
+    monkeypatch.setattr(tokens, "ProcessPoolExecutor", unavailable)
+    monkeypatch.setattr(tokens.threading, "active_count", lambda: 1)
+    counter = TokenCounter("cl100k_base", use_process=True)
+    assert not counter.uses_process
+    assert counter.count_many(["hello world"]) == [2]
+    counter.close()

@@ -139,8 +139,18 @@ class BedrockProvider:
             except ValueError as refused:
                 raise ProviderPermanentError("nova_conversion_failed", str(refused)) from None
             converted.seek(0)
+            # Lineage: the dataset (and through the registry, the exact upload) it came from.
+            lineage = {
+                "sft-dataset-id": upload_tag,
+                "sft-source-file": filename,
+                "sft-format": "bedrock-conversation-2024",
+            }
             self._call(
-                self._s3.upload_fileobj, Fileobj=converted, Bucket=self._config.bucket, Key=key
+                self._s3.upload_fileobj,
+                Fileobj=converted,
+                Bucket=self._config.bucket,
+                Key=key,
+                ExtraArgs={"Metadata": lineage},
             )
         return f"s3://{self._config.bucket}/{key}"
 

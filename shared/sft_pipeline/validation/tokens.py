@@ -11,8 +11,10 @@ from __future__ import annotations
 import binascii
 import gzip
 import hashlib
+import multiprocessing
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from functools import cache
 from importlib import resources
 from typing import Literal
@@ -70,31 +72,71 @@ def get_encoding(name: EncodingName) -> tiktoken.Encoding:
 
 
 class TokenCounter:
-    """Counts tokens of many strings, remembering frequent ones.
+    """Counts the tokens of a batch's strings, in another process when that is safe.
 
-    Fine-tuning files repeat the same system prompt and tool definitions on every
-    line; counting them once saves much of the work. The memo is bounded.
+    Python spends the GIL on parsing and checking lines; counting in a forked
+    process puts the second core to work. Fine-tuning files repeat the same
+    system prompt and tool definitions on every line, so strings already
+    counted are remembered (a bounded memo) and never sent again. Where no
+    process can be started (AWS Lambda has no shared memory for the pool), or
+    other threads run (forking them is unsafe), counting stays in this process.
     """
 
-    def __init__(self, encoding: EncodingName, *, memo_size: int = 4096) -> None:
+    def __init__(
+        self, encoding: EncodingName, *, use_process: bool = False, memo_size: int = 4096
+    ) -> None:
         self.encoding_name: EncodingName = encoding
-        self._encode = get_encoding(encoding).encode_ordinary
         self._memo: dict[str, int] = {}
         self._memo_size = memo_size
+        get_encoding(encoding)  # loaded before any fork, so the child starts with it
+        process = _process_pool() if use_process and threading.active_count() == 1 else None
+        self.uses_process = process is not None
+        self._pool: Executor = process or ThreadPoolExecutor(max_workers=1)
+
+    def submit(self, texts: Sequence[str]) -> Future[list[int]]:
+        """Start counting ``texts``; the future's result is their counts, in order."""
+        # A snapshot: the memo may be cleared by another batch's answer meanwhile.
+        known: dict[str, int] = {}
+        for text in texts:
+            count = self._memo.get(text)
+            if count is not None:
+                known[text] = count
+        unknown = list(dict.fromkeys(t for t in texts if t not in known))
+        counting = self._pool.submit(_count, self.encoding_name, unknown)
+        answer: Future[list[int]] = Future()
+
+        def finish(done: Future[list[int]]) -> None:
+            try:
+                counted = dict(zip(unknown, done.result(), strict=True))
+            except BaseException as failure:
+                answer.set_exception(failure)
+                return
+            known.update(counted)
+            answer.set_result([known[t] for t in texts])
+            if len(self._memo) + len(counted) > self._memo_size:
+                self._memo.clear()
+            self._memo.update(counted)
+
+        counting.add_done_callback(finish)
+        return answer
+
+    def count_many(self, texts: Sequence[str]) -> list[int]:
+        return self.submit(texts).result()
 
     def count(self, text: str) -> int:
         return self.count_many([text])[0]
 
-    def count_many(self, texts: Sequence[str]) -> list[int]:
-        memo = self._memo
-        encode = self._encode
-        counts: list[int] = []
-        for text in texts:
-            known = memo.get(text)
-            if known is None:
-                known = len(encode(text))
-                if len(memo) >= self._memo_size:
-                    memo.clear()
-                memo[text] = known
-            counts.append(known)
-        return counts
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def _count(encoding: EncodingName, texts: list[str]) -> list[int]:
+    encode = get_encoding(encoding).encode_ordinary
+    return [len(encode(text)) for text in texts]
+
+
+def _process_pool() -> ProcessPoolExecutor | None:
+    try:
+        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+    except (OSError, ValueError):
+        return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +52,8 @@ from sft_pipeline.validation.rules import DataFormat, ExampleFacts, check_line
 from sft_pipeline.validation.tokens import TokenCounter
 
 BATCH_LINES = 1000
+# Below this, starting a counting process costs more than it saves.
+PROCESS_COUNTING_BYTES = 16 * 1024 * 1024
 OPENAI_MIN_EXAMPLES = 10
 
 ProgressCallback = Callable[[int], None]
@@ -104,14 +106,14 @@ class _FileResult:
 class _Run:
     """State of one validation: collectors, the example store and the token worker."""
 
-    def __init__(self, options: ValidationOptions, store: ExampleStore) -> None:
+    def __init__(self, options: ValidationOptions, store: ExampleStore, use_process: bool) -> None:
         self.options = options
         self.store = store
         self.errors = FindingCollector(options.max_findings_per_code)
         self.warnings = FindingCollector(options.max_findings_per_code)
         self.model = resolve_model(options.model, options.provider)
         self.token_limit = token_limit(self.model)
-        self.counter = TokenCounter(self.model.encoding)
+        self.counter = TokenCounter(self.model.encoding, use_process=use_process)
         # Nova's checks run only for a base model Bedrock can train on chat files.
         self.nova = (
             NovaTarget(self.model.base_model, options.dataset_bucket)
@@ -126,18 +128,18 @@ class _Run:
         self,
         source: DataSource,
         file: int,
-        executor: ThreadPoolExecutor,
         on_progress: ProgressCallback | None,
     ) -> _FileResult:
         tally = StreamTally()
         result = _FileResult(None, 0, 0, 0, 0, 0, 0)
         label = "validation" if file == VALIDATION else None
-        pending: tuple[Future[None], list[ExampleFacts]] | None = None
+        pending: tuple[Future[list[int]], list[ExampleFacts]] | None = None
         try:
             with source.open() as stream:
                 for batch in _batches(iter_lines(stream, tally, on_progress)):
                     facts = self._check_batch(batch, result, label)
-                    submitted = (executor.submit(self._count_tokens, facts), facts)
+                    texts = [text for example in facts for text in example.texts]
+                    submitted = (self.counter.submit(texts), facts)
                     if pending is not None:
                         self._store_batch(*pending, file, result, label)
                     pending = submitted
@@ -199,14 +201,14 @@ class _Run:
                 facts.append(checked.facts)
         return facts
 
-    def _count_tokens(self, facts: list[ExampleFacts]) -> None:
-        texts = [text for example in facts for text in example.texts]
-        counts = iter(self.counter.count_many(texts))
+    @staticmethod
+    def _apply_counts(facts: list[ExampleFacts], counts: list[int]) -> None:
+        counted = iter(counts)
         for example in facts:
             total = example.overhead
             trained = 0
             for is_assistant in example.assistant_mask:
-                tokens = next(counts)
+                tokens = next(counted)
                 total += tokens
                 if is_assistant:
                     trained += tokens
@@ -215,13 +217,13 @@ class _Run:
 
     def _store_batch(
         self,
-        counting: Future[None],
+        counting: Future[list[int]],
         facts: list[ExampleFacts],
         file: int,
         result: _FileResult,
         label: str | None,
     ) -> None:
-        counting.result()
+        self._apply_counts(facts, counting.result())
         for example in facts:
             result.valid_examples += 1
             result.with_tools += example.has_tools
@@ -263,29 +265,43 @@ def validate(
 ) -> ValidationReport:
     """Validate a training file (and optionally its validation file) in one streaming pass."""
     opts = options or ValidationOptions()
-    with example_store() as store, ThreadPoolExecutor(max_workers=1) as executor:
-        run = _Run(opts, store)
-        _target_checks(run)
-        train = run.scan(training, TRAINING, executor, on_progress)
-        held_out = None
-        if validation is not None:
-            done = train.info.bytes if train.info else 0
-            shifted = (lambda n: on_progress(done + n)) if on_progress else None
-            held_out = run.scan(validation, VALIDATION, executor, shifted)
-        store.finish_loading()
-        if train.info is not None:
-            _file_wide_checks(run, train, held_out)
-        stats = _stats(store, train, held_out)
-        estimate = None
-        if train.valid_examples:
-            estimate = estimate_cost(
-                opts.model,
-                store.billable_tokens(run.token_limit),
-                train.valid_examples,
-                opts.n_epochs,
-                opts.today,
-                provider=run.model.provider,
-            )
+    total_bytes = (training.size or 0) + ((validation.size or 0) if validation else 0)
+    with example_store() as store:
+        run = _Run(opts, store, use_process=total_bytes >= PROCESS_COUNTING_BYTES)
+        try:
+            return _validate(run, training, validation, on_progress)
+        finally:
+            run.counter.close()
+
+
+def _validate(
+    run: _Run,
+    training: DataSource,
+    validation: DataSource | None,
+    on_progress: ProgressCallback | None,
+) -> ValidationReport:
+    store, opts = run.store, run.options
+    _target_checks(run)
+    train = run.scan(training, TRAINING, on_progress)
+    held_out = None
+    if validation is not None:
+        done = train.info.bytes if train.info else 0
+        shifted = (lambda n: on_progress(done + n)) if on_progress else None
+        held_out = run.scan(validation, VALIDATION, shifted)
+    store.finish_loading()
+    if train.info is not None:
+        _file_wide_checks(run, train, held_out)
+    stats = _stats(store, train, held_out)
+    estimate = None
+    if train.valid_examples:
+        estimate = estimate_cost(
+            opts.model,
+            store.billable_tokens(run.token_limit),
+            train.valid_examples,
+            opts.n_epochs,
+            opts.today,
+            provider=run.model.provider,
+        )
     return ValidationReport(
         valid=not run.errors,
         format=opts.data_format,
