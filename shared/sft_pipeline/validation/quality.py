@@ -192,6 +192,19 @@ GROUP_CHECKS = (
 )
 
 
+def lines_finding(
+    code: str, text: str, lines: list[int], total_lines: int, label: str = ""
+) -> Finding:
+    """A finding about many lines: the first few named, the rest counted."""
+    more = f" (and {total_lines - len(lines)} more)" if total_lines > len(lines) else ""
+    return Finding(
+        code=code,
+        lines=lines,
+        total_lines=total_lines,
+        message=f"{text}: {label}{', '.join(map(str, lines))}{more}.",
+    )
+
+
 def group_findings(
     store: ExampleStore, max_groups: int
 ) -> Iterator[tuple[str, int, list[Finding]]]:
@@ -201,19 +214,5 @@ def group_findings(
     """
     for code, key, distinct, text in GROUP_CHECKS:
         total, groups = store.groups(key, distinct, max_groups)
-        findings = []
-        for group in groups:
-            more = (
-                f" (and {group.size - len(group.lines)} more)"
-                if group.size > len(group.lines)
-                else ""
-            )
-            findings.append(
-                Finding(
-                    code=code,
-                    lines=group.lines,
-                    total_lines=group.size,
-                    message=f"{text}: {', '.join(map(str, group.lines))}{more}.",
-                )
-            )
+        findings = [lines_finding(code, text, group.lines, group.size) for group in groups]
         yield code, total, findings

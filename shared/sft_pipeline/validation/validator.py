@@ -1,9 +1,9 @@
 """The streaming validator: one pass over the file, then file-wide checks.
 
-Lines are parsed and checked in batches on the calling thread while a worker
-thread counts the previous batch's tokens (tiktoken releases the GIL), so the
-two cores work at once. Memory stays flat: per-example facts go to an
-on-disk store, findings are capped per code.
+Lines are parsed and checked in batches while the previous batch's tokens are
+counted elsewhere (a forked process on big files, so both cores work; else a
+thread). Memory stays flat: per-example facts go to an on-disk store, findings
+are capped per code.
 """
 
 from __future__ import annotations
@@ -33,8 +33,10 @@ from sft_pipeline.validation.quality import (
     ExampleStore,
     example_store,
     group_findings,
+    lines_finding,
 )
 from sft_pipeline.validation.reader import (
+    MAX_LINE_BYTES,
     BinaryReadable,
     FileLevelError,
     Line,
@@ -101,6 +103,7 @@ class _FileResult:
     over_limit: int
     with_tools: int
     with_images: int
+    without_system: int
 
 
 class _Run:
@@ -131,7 +134,7 @@ class _Run:
         on_progress: ProgressCallback | None,
     ) -> _FileResult:
         tally = StreamTally()
-        result = _FileResult(None, 0, 0, 0, 0, 0, 0)
+        result = _FileResult(None, 0, 0, 0, 0, 0, 0, 0)
         label = "validation" if file == VALIDATION else None
         pending: tuple[Future[list[int]], list[ExampleFacts]] | None = None
         try:
@@ -180,7 +183,8 @@ class _Run:
                         line=line.number,
                         file=label,
                         message=f"Line is {line.oversized_bytes:,} bytes long, over the "
-                        "160 MiB that any valid example can take; it was skipped.",
+                        f"{MAX_LINE_BYTES // (1 << 20)} MiB that any valid example can take; "
+                        "it was skipped.",
                     )
                 )
                 continue
@@ -228,6 +232,7 @@ class _Run:
             result.valid_examples += 1
             result.with_tools += example.has_tools
             result.with_images += example.has_images
+            result.without_system += not example.has_system
             if example.tokens > self.token_limit:
                 result.over_limit += 1
                 self.warnings.add(
@@ -422,20 +427,8 @@ def _bedrock_file_checks(
 def _lines_warning(run: _Run, code: str, condition: str, text: str, total: int) -> None:
     count, lines = run.store.lines_where(condition)
     if count:
-        more = f" (and {count - len(lines)} more)" if count > len(lines) else ""
-        run.warnings.add_group(
-            code,
-            1,
-            [
-                Finding(
-                    code=code,
-                    lines=lines,
-                    total_lines=count,
-                    message=text.format(n=count, total=total)
-                    + f": lines {', '.join(map(str, lines))}{more}.",
-                )
-            ],
-        )
+        message = text.format(n=count, total=total)
+        run.warnings.add_group(code, 1, [lines_finding(code, message, lines, count, "lines ")])
 
 
 def _stats(store: ExampleStore, train: _FileResult, held_out: _FileResult | None) -> Stats:
@@ -452,6 +445,6 @@ def _stats(store: ExampleStore, train: _FileResult, held_out: _FileResult | None
         examples_over_token_limit=train.over_limit,
         examples_with_tools=train.with_tools,
         examples_with_images=train.with_images,
-        examples_without_system_message=store.lines_where("has_system = 0")[0],
+        examples_without_system_message=train.without_system,
         validation_examples=held_out.examples if held_out else None,
     )
