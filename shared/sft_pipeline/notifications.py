@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal, NamedTuple, TypedDict
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, NonNegativeInt
 
+from sft_pipeline.jobs import UploadRef
+
 # Stack parameters and upload metadata that the hints tell people to change.
 MAX_JOB_DURATION_PARAMETER = "MaxJobDurationHours"
 COST_CAP_PARAMETER = "CostCapUsd"
@@ -60,6 +62,16 @@ class DatasetRef(BaseModel):
     key: str
     version_id: str | None
     examples: NonNegativeInt | None = None
+
+    @classmethod
+    def of(cls, upload: UploadRef, examples: int | None) -> DatasetRef:
+        return cls(
+            dataset_id=upload.dataset_id,
+            bucket=upload.bucket,
+            key=upload.key,
+            version_id=upload.version_id,
+            examples=examples,
+        )
 
     @property
     def s3_uri(self) -> str:

@@ -26,7 +26,6 @@ from sft_pipeline.pipeline.split import split_holdout
 from sft_pipeline.settings import PipelineSettings
 from sft_pipeline.validation import (
     DataSource,
-    Finding,
     ValidationOptions,
     ValidationReport,
     validate,
@@ -108,13 +107,7 @@ def ingest_upload(
         created_at=started,
     )
     ports.registry.put_dataset(record)
-    dataset = DatasetRef(
-        dataset_id=upload.dataset_id,
-        bucket=upload.bucket,
-        key=upload.key,
-        version_id=upload.version_id,
-        examples=report.stats.examples,
-    )
+    dataset = DatasetRef.of(upload, report.stats.examples)
     if rejection:
         ports.notifier.publish(
             Notification(
@@ -185,20 +178,18 @@ def _rejection(
 ) -> str | None:
     """Add the pipeline's own refusals to the report; return the rejection code, if any."""
     for problem in setting_problems + _provider_setting_problems(settings):
-        _add_error(report, "invalid_job_setting", f"Upload metadata: {problem}.")
+        report.refuse("invalid_job_setting", f"Upload metadata: {problem}.")
     cap = settings.cost_cap_usd
     estimate = report.estimate
     if cap is not None and estimate is not None:
         if estimate.estimated_cost_usd is None:
-            _add_error(
-                report,
+            report.refuse(
                 "cost_unknown",
                 f"The training price of {settings.base_model} is unknown, so the cost cap "
                 f"(${cap:,.2f}) cannot be checked; set cost-cap-usd=0 on the upload to launch anyway.",
             )
         elif estimate.estimated_cost_usd > cap:
-            _add_error(
-                report,
+            report.refuse(
                 "cost_cap_exceeded",
                 f"Estimated training cost ${estimate.estimated_cost_usd:,.2f} is over the cap of "
                 f"${cap:,.2f}; raise cost-cap-usd on the upload or the stack's CostCapUsd.",
@@ -223,12 +214,6 @@ def _provider_setting_problems(settings: JobSettings) -> list[str]:
     except ValueError as invalid:
         return [str(invalid)]
     return []
-
-
-def _add_error(report: ValidationReport, code: str, message: str) -> None:
-    report.errors.insert(0, Finding(code=code, message=message))
-    report.error_counts[code] = report.error_counts.get(code, 0) + 1
-    report.valid = False
 
 
 def _rejection_message(report: ValidationReport) -> str:

@@ -102,11 +102,9 @@ def launch(
     request = state.request
     job = provider.find_job(request.dataset_id)
     if job is None:
-        training_file = _upload(
-            provider, files, request, request.training_key, request.upload.version_id
-        )
+        training_file = _upload(provider, files, request, request.training_key)
         validation_file = (
-            _upload(provider, files, request, request.validation_key, None)
+            _upload(provider, files, request, request.validation_key)
             if request.validation_key
             else None
         )
@@ -133,11 +131,10 @@ def _upload(
     files: FileSource,
     request: WorkflowRequest,
     key: str,
-    version_id: str | None,
 ) -> str:
-    source = files.source(
-        request.upload.bucket, key, version_id if key == request.upload.key else None
-    )
+    # The upload itself is read at its exact version; splits and validation files are ours.
+    version = request.upload.version_id if key == request.upload.key else None
+    source = files.source(request.upload.bucket, key, version)
     filename = key.rsplit("/", 1)[-1]
     with source.open() as stream:
         return provider.upload_file(
@@ -225,13 +222,7 @@ def finish(
     error_code, error_message = _failure(state, job)
     notification = Notification(
         outcome=outcome,
-        dataset=DatasetRef(
-            dataset_id=request.dataset_id,
-            bucket=request.upload.bucket,
-            key=request.upload.key,
-            version_id=request.upload.version_id,
-            examples=request.examples,
-        ),
+        dataset=DatasetRef.of(request.upload, request.examples),
         provider=provider.name,
         base_model=job.base_model if job else request.settings.base_model,
         job_id=progress.job_id if progress else None,

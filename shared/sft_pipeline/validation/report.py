@@ -83,6 +83,12 @@ class ValidationReport(BaseModel):
     stats: Stats
     estimate: Estimate | None
 
+    def refuse(self, code: str, message: str) -> None:
+        """Add a file-level error found outside the file (settings, cost cap), first in line."""
+        self.errors.insert(0, Finding(code=code, message=message))
+        self.error_counts[code] = self.error_counts.get(code, 0) + 1
+        self.valid = False
+
     def summary(self) -> str:
         """One line a person can read in a notification."""
         verdict = "valid" if self.valid else "INVALID"
