@@ -172,6 +172,39 @@ def _from_item(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _dataset_key(dataset_id: str) -> dict[str, str]:
+    return {"PK": f"DATASET#{dataset_id}", "SK": "DATASET"}
+
+
+def _job_key(dataset_id: str) -> dict[str, str]:
+    return {"PK": f"DATASET#{dataset_id}", "SK": "JOB"}
+
+
+def _model_key(model_id: str) -> dict[str, str]:
+    return {"PK": f"MODEL#{model_id}", "SK": "MODEL"}
+
+
+# Each listed kind: the item's "kind" attribute and its GSI1 partition.
+LISTINGS = {
+    "dataset": "DATASET",
+    "job": "JOB",
+    "model": "MODEL",
+    "api_key": "KEY",
+    "alias": "ALIAS",
+}
+
+
+def _listed(key: dict[str, str], kind: str, listed_by: str, record: BaseModel) -> dict[str, Any]:
+    """A record's item, listed on GSI1 under its kind (``listed_by`` orders the listing)."""
+    return {
+        **key,
+        "kind": kind,
+        "GSI1PK": LISTINGS[kind],
+        "GSI1SK": listed_by,
+        **_to_item(record),
+    }
+
+
 def _alias_key(alias: str) -> dict[str, str]:
     return {"PK": f"ALIAS#{alias}", "SK": "ALIAS"}
 
@@ -197,41 +230,26 @@ class Registry:
     def put_dataset(self, record: DatasetRecord) -> None:
         """Upsert: a repeated S3 event re-validates the same version to the same result."""
         self._table.put_item(
-            Item={
-                "PK": f"DATASET#{record.dataset_id}",
-                "SK": "DATASET",
-                "kind": "dataset",
-                "GSI1PK": "DATASET",
-                "GSI1SK": record.created_at.isoformat(),
-                **_to_item(record),
-            }
+            Item=_listed(
+                _dataset_key(record.dataset_id), "dataset", record.created_at.isoformat(), record
+            )
         )
 
     def get_dataset(self, dataset_id: str) -> DatasetRecord | None:
-        item = self._table.get_item(Key={"PK": f"DATASET#{dataset_id}", "SK": "DATASET"}).get(
-            "Item"
-        )
+        item = self._table.get_item(Key=_dataset_key(dataset_id)).get("Item")
         return DatasetRecord.model_validate(_from_item(item)) if item else None
 
     def mark_dataset(self, dataset_id: str, status: str) -> None:
         self._table.update_item(
-            Key={"PK": f"DATASET#{dataset_id}", "SK": "DATASET"},
+            Key=_dataset_key(dataset_id),
             UpdateExpression="SET #status = :status",
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={":status": status},
         )
 
     def put_job(self, record: JobRecord) -> None:
-        self._table.put_item(
-            Item={
-                "PK": f"DATASET#{record.dataset_id}",
-                "SK": "JOB",
-                "kind": "job",
-                "GSI1PK": "JOB",
-                "GSI1SK": (record.started_at or datetime.now(UTC)).isoformat(),
-                **_to_item(record),
-            }
-        )
+        listed_by = (record.started_at or datetime.now(UTC)).isoformat()
+        self._table.put_item(Item=_listed(_job_key(record.dataset_id), "job", listed_by, record))
         # The API knows a job by the provider's id only; no GSI1 keys keep it out of list_jobs.
         self._table.put_item(
             Item={
@@ -243,7 +261,7 @@ class Registry:
         )
 
     def get_job(self, dataset_id: str) -> JobRecord | None:
-        item = self._table.get_item(Key={"PK": f"DATASET#{dataset_id}", "SK": "JOB"}).get("Item")
+        item = self._table.get_item(Key=_job_key(dataset_id)).get("Item")
         return JobRecord.model_validate(_from_item(item)) if item else None
 
     def get_job_by_id(self, job_id: str) -> JobRecord | None:
@@ -251,20 +269,15 @@ class Registry:
         return self.get_job(pointer["dataset_id"]) if pointer else None
 
     def list_jobs(self, limit: int = 50) -> list[JobRecord]:
-        return [JobRecord.model_validate(item) for item in self._newest("JOB", limit)]
+        return [JobRecord.model_validate(item) for item in self._newest("job", limit)]
 
     def register_model(self, record: ModelRecord) -> bool:
         """Write the model once. Returns False if it was already registered (a retried step)."""
         try:
             self._table.put_item(
-                Item={
-                    "PK": f"MODEL#{record.model_id}",
-                    "SK": "MODEL",
-                    "kind": "model",
-                    "GSI1PK": "MODEL",
-                    "GSI1SK": record.created_at.isoformat(),
-                    **_to_item(record),
-                },
+                Item=_listed(
+                    _model_key(record.model_id), "model", record.created_at.isoformat(), record
+                ),
                 ConditionExpression="attribute_not_exists(PK)",
             )
         except self._client.exceptions.ConditionalCheckFailedException:
@@ -273,18 +286,18 @@ class Registry:
 
     def set_model_serving(self, model_id: str, status: str) -> None:
         self._table.update_item(
-            Key={"PK": f"MODEL#{model_id}", "SK": "MODEL"},
+            Key=_model_key(model_id),
             UpdateExpression="SET serving_status = :status",
             ExpressionAttributeValues={":status": status},
             ConditionExpression="attribute_exists(PK)",
         )
 
     def get_model(self, model_id: str) -> ModelRecord | None:
-        item = self._table.get_item(Key={"PK": f"MODEL#{model_id}", "SK": "MODEL"}).get("Item")
+        item = self._table.get_item(Key=_model_key(model_id)).get("Item")
         return ModelRecord.model_validate(_from_item(item)) if item else None
 
     def list_models(self, limit: int = 50) -> list[ModelRecord]:
-        return [ModelRecord.model_validate(item) for item in self._newest("MODEL", limit)]
+        return [ModelRecord.model_validate(item) for item in self._newest("model", limit)]
 
     # Aliases
 
@@ -329,13 +342,9 @@ class Registry:
                     {
                         "Put": {
                             "TableName": table,
-                            "Item": {
-                                **_alias_key(version.alias),
-                                "kind": "alias",
-                                "GSI1PK": "ALIAS",
-                                "GSI1SK": version.alias,
-                                **_to_item(pointer),
-                            },
+                            "Item": _listed(
+                                _alias_key(version.alias), "alias", version.alias, pointer
+                            ),
                             "ConditionExpression": "attribute_not_exists(PK) OR latest_version = :taken",
                             "ExpressionAttributeValues": {":taken": taken},
                         }
@@ -388,7 +397,7 @@ class Registry:
 
     def list_aliases(self) -> list[tuple[str, int, AliasVersion]]:
         """Every alias as (name, current version number, current version), by name."""
-        pointers = (_AliasPointer.model_validate(item) for item in self._every("ALIAS"))
+        pointers = (_AliasPointer.model_validate(item) for item in self._every("alias"))
         return [(pointer.alias, pointer.current_version, pointer.current) for pointer in pointers]
 
     def list_alias_versions(self, alias: str) -> list[AliasVersion]:
@@ -419,13 +428,9 @@ class Registry:
     def put_api_key(self, record: ApiKeyRecord) -> None:
         try:
             self._table.put_item(
-                Item={
-                    **_api_key_key(record.key_hash),
-                    "kind": "api_key",
-                    "GSI1PK": "KEY",
-                    "GSI1SK": record.created_at.isoformat(),
-                    **_to_item(record),
-                },
+                Item=_listed(
+                    _api_key_key(record.key_hash), "api_key", record.created_at.isoformat(), record
+                ),
                 ConditionExpression="attribute_not_exists(PK)",
             )
         except self._client.exceptions.ConditionalCheckFailedException:
@@ -443,7 +448,9 @@ class Registry:
 
     def list_api_keys(self) -> list[ApiKeyRecord]:
         """Every key, revoked ones included, newest first."""
-        return [ApiKeyRecord.model_validate(item) for item in self._every("KEY", newest_first=True)]
+        return [
+            ApiKeyRecord.model_validate(item) for item in self._every("api_key", newest_first=True)
+        ]
 
     def revoke_api_key(self, key_id: str, now: datetime) -> ApiKeyRecord:
         """Mark the key revoked. Repeating it keeps the first revocation time."""
@@ -465,7 +472,7 @@ class Registry:
         page = self._table.query(
             IndexName="GSI1",
             KeyConditionExpression="GSI1PK = :kind",
-            ExpressionAttributeValues={":kind": kind},
+            ExpressionAttributeValues={":kind": LISTINGS[kind]},
             ScanIndexForward=False,
             Limit=limit,
         )
@@ -476,7 +483,7 @@ class Registry:
         for item in self._query_all(
             IndexName="GSI1",
             KeyConditionExpression="GSI1PK = :kind",
-            ExpressionAttributeValues={":kind": kind},
+            ExpressionAttributeValues={":kind": LISTINGS[kind]},
             ScanIndexForward=not newest_first,
         ):
             yield _from_item(item)
