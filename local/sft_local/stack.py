@@ -34,6 +34,7 @@ from sft_local.lambda_seam import FunctionCode, LambdaSeam
 from sft_local.openai_emulator import JobTimeline, OpenAIEmulator
 from sft_local.slack_receiver import SlackReceiver
 from sft_local.template import Resolver, load_template, parameter_values, resources_of_type
+from sft_pipeline.adapters.s3_objects import parse_s3_uri
 from sft_pipeline.jobs import UploadRef
 
 REPO = Path(__file__).resolve().parents[2]
@@ -487,9 +488,7 @@ class LocalStack:
         return [json.loads(body) for body in _drain(self.ref(queue_logical_id))]
 
     def read_object(self, uri: str) -> bytes:
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
-        body: bytes = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-        return body
+        return _read_s3(uri)
 
     def _stop_running_executions(self) -> None:
         """Nothing may outlive moto's mock, or it would call real AWS endpoints."""
@@ -516,13 +515,13 @@ def _drain(queue_url: str) -> list[str]:
 
 
 def _read_s3(uri: str) -> bytes:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    bucket, key = parse_s3_uri(uri)
     body: bytes = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     return body
 
 
 def _write_s3(uri: str, body: bytes) -> None:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    bucket, key = parse_s3_uri(uri)
     boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
 
 

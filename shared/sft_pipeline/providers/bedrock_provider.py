@@ -22,6 +22,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from sft_pipeline.adapters.s3_objects import parse_s3_uri
 from sft_pipeline.jobs import JobState
 from sft_pipeline.providers import Purpose
 from sft_pipeline.providers.base import (
@@ -229,9 +230,7 @@ class BedrockProvider:
 
     def final_metrics(self, job: ProviderJob) -> TrainingMetrics | None:
         described = self._call(self._control.get_model_customization_job, jobIdentifier=job.job_id)
-        bucket, _, prefix = (
-            described["outputDataConfig"]["s3Uri"].removeprefix("s3://").partition("/")
-        )
+        bucket, prefix = parse_s3_uri(described["outputDataConfig"]["s3Uri"])
         listing = self._call(self._s3.list_objects_v2, Bucket=bucket, Prefix=prefix)
         files = {obj["Key"].rsplit("/", 1)[-1]: obj["Key"] for obj in listing.get("Contents", [])}
         training = self._last_row(bucket, files.get(TRAINING_METRICS_FILE))
