@@ -112,8 +112,7 @@ def _run_local(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return EXIT_VALID
     except OSError as exc:
-        print(f"sft: cannot serve on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_UNUSABLE
+        return _fail(f"cannot serve on 127.0.0.1:{args.port}: {exc.strerror or exc}")
     return EXIT_VALID
 
 
@@ -138,8 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         held_out = open_source(args.validation_file) if args.validation_file else None
         report = _run(training, options, held_out, show_progress=not args.no_progress)
     except SourceError as exc:
-        print(f"sft: {exc}", file=sys.stderr)
-        return EXIT_UNUSABLE
+        return _fail(str(exc))
     if args.json:
         sys.stdout.write(report.model_dump_json(indent=2) + "\n")
     else:
