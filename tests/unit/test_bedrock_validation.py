@@ -17,7 +17,7 @@ from sft_pipeline.validation.catalog import (
     provider_of,
     resolve_model,
 )
-from sft_pipeline.validation.estimate import estimate_cost, model_limits, training_cost
+from sft_pipeline.validation.estimate import estimate_cost, token_limit, training_cost
 from tests.conftest import SYSTEM, Validator, chat, codes, good_examples
 
 BUCKET = "sft-data"
@@ -475,8 +475,12 @@ def test_training_cost_and_limits_for_bedrock() -> None:
     assert training_cost("amazon.nova-pro-v1:0:300k", 1_000_000) == pytest.approx(8.0)
     assert training_cost("nova-2-lite", 1_000_000) is None
     assert training_cost("gpt-4o-mini", 1_000_000) == pytest.approx(3.0)
-    assert model_limits("nova-lite") == ("o200k_base", 300_000)
-    assert model_limits("gpt-3.5-turbo") == ("cl100k_base", 16385)
+    for model, encoding, limit in (
+        ("nova-lite", "o200k_base", 300_000),
+        ("gpt-3.5-turbo", "cl100k_base", 16385),
+    ):
+        resolved = resolve_model(model)
+        assert (resolved.encoding, token_limit(resolved)) == (encoding, limit)
 
 
 # ---------------------------------------------------------------- catalogs

@@ -53,8 +53,8 @@ def test_counter_counts_exactly_and_remembers_repeats() -> None:
         "<|endoftext|> stays text",
         "The Summit 2 tent sleeps two.",
     ]
-    assert counter.count_many(texts) == [len(encoding.encode_ordinary(t)) for t in texts]
-    assert counter.count("x" * 10) == len(encoding.encode_ordinary("x" * 10))
+    assert counter.submit(texts).result() == [len(encoding.encode_ordinary(t)) for t in texts]
+    assert counter.submit(["x" * 10]).result() == [len(encoding.encode_ordinary("x" * 10))]
 
 
 @pytest.mark.parametrize(
@@ -101,7 +101,7 @@ def test_counting_in_a_forked_process_gives_the_same_counts() -> None:
         "from sft_pipeline.validation.tokens import TokenCounter\n"
         "counter = TokenCounter('o200k_base', use_process=True)\n"
         "texts = ['The Summit 2 tent', '東京 🚀', 'The Summit 2 tent'] * 50\n"
-        "print(counter.uses_process, counter.count_many(texts) == TokenCounter('o200k_base').count_many(texts))\n"
+        "print(counter.uses_process, counter.submit(texts).result() == TokenCounter('o200k_base').submit(texts).result())\n"
         "counter.close()\n"
     )
     result = subprocess.run(
@@ -118,5 +118,5 @@ def test_without_processes_counting_stays_in_a_thread(monkeypatch: pytest.Monkey
     monkeypatch.setattr(tokens.threading, "active_count", lambda: 1)
     counter = TokenCounter("cl100k_base", use_process=True)
     assert not counter.uses_process
-    assert counter.count_many(["hello world"]) == [2]
+    assert counter.submit(["hello world"]).result() == [2]
     counter.close()

@@ -12,7 +12,6 @@ from sft_pipeline.validation.catalog import (
     resolve_model,
 )
 from sft_pipeline.validation.report import Estimate
-from sft_pipeline.validation.tokens import EncodingName
 
 # OpenAI cookbook heuristic for the epoch count the service picks on "auto".
 TARGET_EPOCHS = 3
@@ -35,12 +34,6 @@ def auto_epochs(n_examples: int) -> int:
 def token_limit(resolved: ResolvedModel) -> int:
     """The per-example bound: the documented limit, else the context window, else a fallback."""
     return resolved.max_tokens_per_example or resolved.context_window_tokens or FALLBACK_MAX_TOKENS
-
-
-def model_limits(model: str, provider: Provider | None = None) -> tuple[EncodingName, int]:
-    """Tokenizer and per-example token limit for a base model (or a sane fallback)."""
-    resolved = resolve_model(model, provider)
-    return resolved.encoding, token_limit(resolved)
 
 
 def estimate_cost(

@@ -120,12 +120,6 @@ class TokenCounter:
         counting.add_done_callback(finish)
         return answer
 
-    def count_many(self, texts: Sequence[str]) -> list[int]:
-        return self.submit(texts).result()
-
-    def count(self, text: str) -> int:
-        return self.count_many([text])[0]
-
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
