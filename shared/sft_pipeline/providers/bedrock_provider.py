@@ -16,6 +16,7 @@ import io
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import boto3
@@ -340,6 +341,12 @@ class BedrockProvider:
 
 
 def build(settings: PipelineSettings, purpose: Purpose) -> BedrockProvider:
+    return _build(settings, purpose)
+
+
+@lru_cache(maxsize=8)
+def _build(settings: PipelineSettings, purpose: Purpose) -> BedrockProvider:
+    """Built once per warm function: boto3 clients take tens of milliseconds to create."""
     retries = {"max_attempts": 2 if purpose == "inference" else 4, "mode": "standard"}
     timeouts = {"read_timeout": 25 if purpose == "inference" else 60, "connect_timeout": 5}
     config = Config(retries=retries, **timeouts)  # type: ignore[arg-type]

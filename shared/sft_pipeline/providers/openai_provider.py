@@ -275,14 +275,14 @@ TIMEOUTS: dict[str, tuple[float, int, float]] = {
 
 def build(settings: PipelineSettings, purpose: Purpose) -> OpenAIProvider:
     """The provider with its key read through the secrets cache (a rotated key is picked up)."""
-    timeout, retries, rate_limit_wait = TIMEOUTS[purpose]
-    client = _client(
-        read_secret(settings.openai_secret_arn), settings.openai_base_url or None, timeout, retries
-    )
-    return OpenAIProvider(client, max_rate_limit_wait=rate_limit_wait)
+    return _provider(read_secret(settings.openai_secret_arn), settings.openai_base_url, purpose)
 
 
 @lru_cache(maxsize=4)
-def _client(api_key: str, base_url: str | None, timeout: float, retries: int) -> openai.OpenAI:
-    """One client (and connection pool) per key: a rotated key gets a new one."""
-    return openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=retries)
+def _provider(api_key: str, base_url: str, purpose: Purpose) -> OpenAIProvider:
+    """One provider (client and connection pool) per key: a rotated key gets a new one."""
+    timeout, retries, rate_limit_wait = TIMEOUTS[purpose]
+    client = openai.OpenAI(
+        api_key=api_key, base_url=base_url or None, timeout=timeout, max_retries=retries
+    )
+    return OpenAIProvider(client, max_rate_limit_wait=rate_limit_wait)
