@@ -1,14 +1,17 @@
 """What every local stand-in shares: a real HTTP server on 127.0.0.1 in a daemon thread,
-and a clock that tests can move forward."""
+a clock that tests can move forward, and path templates for routing."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import unquote
 
 # How often the serving loop checks for shutdown; keeps stop() quick.
 SHUTDOWN_POLL_SECONDS = 0.02
@@ -23,6 +26,18 @@ class Reply:
 
 # method, path with query, headers with lower-case names, body -> the answer
 Handle = Callable[[str, str, dict[str, str], bytes], Reply]
+
+
+def match_path_template(template: str, path: str) -> dict[str, str] | None:
+    """The decoded ``{name}`` segments when ``path`` fits ``template``, else None."""
+    found = _path_pattern(template).fullmatch(path)
+    return None if found is None else {k: unquote(v) for k, v in found.groupdict().items()}
+
+
+@cache
+def _path_pattern(template: str) -> re.Pattern[str]:
+    """A path template as a regex: each ``{name}`` matches one encoded path segment."""
+    return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)))
 
 
 class ManualClock:

@@ -14,19 +14,12 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from sft_local.bedrock_standin.errors import BedrockError, internal_error, throttling
+from sft_local.fault_rules import FaultRules
 
 DEFAULT_JOB_FAILURE = "An internal error occurred during training. Retry the job."
 DEFAULT_DEPLOYMENT_FAILURE = "An internal error occurred while deploying the model."
-
-
-@dataclass
-class _Rule:
-    error: Callable[[], BedrockError]
-    operation: str | None
-    remaining: int | None
 
 
 class BedrockFaults:
@@ -35,7 +28,9 @@ class BedrockFaults:
     def __init__(self, known_operations: Iterable[str]) -> None:
         self.known_operations = frozenset(known_operations)
         self._lock = threading.Lock()
-        self._rules: list[_Rule] = []
+        self._rules = FaultRules[Callable[[], BedrockError]](
+            self.known_operations, kind="operation"
+        )
         self._job_failures: deque[str] = deque()
         self._deployment_failures: deque[str] = deque()
 
@@ -66,14 +61,8 @@ class BedrockFaults:
     def take_error(self, operation: str | None) -> BedrockError | None:
         """The error for a request to ``operation`` (None: an unknown path), if one is due."""
         with self._lock:
-            for rule in self._rules:
-                if rule.operation is None or rule.operation == operation:
-                    if rule.remaining is not None:
-                        rule.remaining -= 1
-                        if rule.remaining == 0:
-                            self._rules.remove(rule)
-                    return rule.error()
-        return None
+            make_error = self._rules.take(operation)
+        return None if make_error is None else make_error()
 
     def take_job_failure(self) -> str | None:
         with self._lock:
@@ -86,11 +75,5 @@ class BedrockFaults:
     def _add(
         self, error: Callable[[], BedrockError], times: int | None, operation: str | None
     ) -> None:
-        if times is not None and times < 1:
-            raise ValueError(f"times must be at least 1 or None, got {times}")
-        if operation is not None and operation not in self.known_operations:
-            raise ValueError(
-                f"unknown operation {operation!r}; known: {sorted(self.known_operations)}"
-            )
         with self._lock:
-            self._rules.append(_Rule(error, operation, times))
+            self._rules.add(error, times, operation)

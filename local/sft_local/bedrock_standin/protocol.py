@@ -16,13 +16,13 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from functools import cache
 from typing import Literal, TypeVar
-from urllib.parse import unquote
 
 import botocore.session
 from botocore.model import ListShape, MapShape, OperationModel, Shape, StructureShape
 from pydantic import BaseModel, ValidationError
 
 from sft_local.bedrock_standin.errors import BedrockError, validation_error
+from sft_local.http_service import match_path_template
 
 ServiceName = Literal["bedrock", "bedrock-runtime"]
 
@@ -34,18 +34,11 @@ def operation_model(service: ServiceName, name: str) -> OperationModel:
     return botocore.session.get_session().get_service_model(service).operation_model(name)
 
 
-@cache
-def path_pattern(request_uri: str) -> re.Pattern[str]:
-    """A request URI template as a regex: each ``{label}`` matches one encoded path segment."""
-    return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(request_uri)))
-
-
 def match_path(operation: OperationModel, method: str, path: str) -> dict[str, str] | None:
     """The decoded path labels when ``method`` and ``path`` address ``operation``."""
     if method != operation.http["method"]:
         return None
-    found = path_pattern(operation.http["requestUri"]).fullmatch(path)
-    return None if found is None else {k: unquote(v) for k, v in found.groupdict().items()}
+    return match_path_template(operation.http["requestUri"], path)
 
 
 def request_parameters(

@@ -16,12 +16,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.message import Message
 from email.parser import BytesHeaderParser
-from functools import cached_property
 from typing import Protocol, TypeVar
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ValidationError
 
+from sft_local.http_service import match_path_template
 from sft_local.openai_emulator.errors import ApiError, invalid_request
 from sft_local.openai_emulator.faults import FaultInjector
 from sft_local.openai_emulator.schemas import (
@@ -172,14 +172,9 @@ class Route:
     def name(self) -> str:
         return f"{self.method} {self.template}"
 
-    @cached_property
-    def pattern(self) -> re.Pattern[str]:
-        """The template as a regex: each ``{name}`` matches one path segment."""
-        return re.compile(re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.template)))
-
     def match(self, method: str, path: str) -> dict[str, str] | None:
-        found = self.pattern.fullmatch(path) if method == self.method else None
-        return None if found is None else {k: unquote(v) for k, v in found.groupdict().items()}
+        """The decoded ``{name}`` segments when ``method`` and ``path`` address this route."""
+        return match_path_template(self.template, path) if method == self.method else None
 
 
 class EmulatorApp:

@@ -15,9 +15,9 @@ import math
 import threading
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Generic, Literal, TypeVar
+from typing import Literal
 
+from sft_local.fault_rules import FaultRules
 from sft_local.openai_emulator.errors import ApiError
 from sft_local.openai_emulator.state import JobFailure
 
@@ -31,15 +31,6 @@ SERVER_ERROR_MESSAGES = {
     503: "The server is overloaded or not ready yet.",
 }
 
-Effect = TypeVar("Effect")
-
-
-@dataclass
-class _Rule(Generic[Effect]):
-    effect: Effect
-    route: str | None
-    remaining: int | None
-
 
 class FaultInjector:
     """Injects the failures a client of the fine-tuning API has to survive. Thread-safe."""
@@ -47,8 +38,8 @@ class FaultInjector:
     def __init__(self, known_routes: Iterable[str]) -> None:
         self.known_routes = frozenset(known_routes)
         self._lock = threading.Lock()
-        self._errors: list[_Rule[ApiError]] = []
-        self._delays: list[_Rule[float]] = []
+        self._errors = FaultRules[ApiError](self.known_routes, kind="route")
+        self._delays = FaultRules[float](self.known_routes, kind="route")
         self._job_failures: deque[JobFailure] = deque()
 
     def rate_limit(
@@ -125,7 +116,7 @@ class FaultInjector:
         if seconds <= 0:
             raise ValueError(f"seconds must be positive, got {seconds}")
         with self._lock:
-            self._delays.append(_Rule(seconds, self._checked_route(route), _checked(times)))
+            self._delays.add(seconds, times, route)
 
     def fail_next_job(
         self,
@@ -146,11 +137,11 @@ class FaultInjector:
     def take_delay(self, route: str | None) -> float:
         """Seconds to stall a request to ``route`` (None: an unknown path), 0 for none."""
         with self._lock:
-            return _take(self._delays, route) or 0.0
+            return self._delays.take(route) or 0.0
 
     def take_error(self, route: str | None) -> ApiError | None:
         with self._lock:
-            return _take(self._errors, route)
+            return self._errors.take(route)
 
     def take_job_failure(self) -> JobFailure | None:
         with self._lock:
@@ -158,29 +149,7 @@ class FaultInjector:
 
     def _add_error(self, error: ApiError, times: int | None, route: str | None) -> None:
         with self._lock:
-            self._errors.append(_Rule(error, self._checked_route(route), _checked(times)))
-
-    def _checked_route(self, route: str | None) -> str | None:
-        if route is not None and route not in self.known_routes:
-            raise ValueError(f"unknown route {route!r}; known: {sorted(self.known_routes)}")
-        return route
-
-
-def _checked(times: int | None) -> int | None:
-    if times is not None and times < 1:
-        raise ValueError(f"times must be at least 1 or None, got {times}")
-    return times
-
-
-def _take(rules: list[_Rule[Effect]], route: str | None) -> Effect | None:
-    for rule in rules:
-        if rule.route is None or rule.route == route:
-            if rule.remaining is not None:
-                rule.remaining -= 1
-                if rule.remaining == 0:
-                    rules.remove(rule)
-            return rule.effect
-    return None
+            self._errors.add(error, times, route)
 
 
 def _retry_after_headers(seconds: float) -> dict[str, str]:
