@@ -10,7 +10,6 @@ usage plan's per-key throttle, and the gateway responses for refusals.
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 import uuid
@@ -20,7 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import boto3
 
-from sft_local.http_service import LocalHttpServer, Reply
+from sft_local.http_service import LocalHttpServer, Reply, match_path_template
 from sft_local.stack import ACCOUNT, REGION, LocalStack
 from sft_local.template import resources_of_type
 
@@ -34,7 +33,6 @@ MISSING_ROUTE = {"message": "Missing Authentication Token"}
 class Route:
     method: str
     resource: str
-    pattern: re.Pattern[str]
 
 
 @dataclass(frozen=True)
@@ -91,8 +89,7 @@ def gateway_config(stack: LocalStack) -> GatewayConfig:
                 continue
             props = event["Properties"]
             function_name = stack.ref(logical)
-            regex = re.sub(r"\\\{[^}]+\\\}", "([^/]+)", re.escape(props["Path"]))
-            routes.append(Route(props["Method"].upper(), props["Path"], re.compile(f"^{regex}$")))
+            routes.append(Route(props["Method"].upper(), props["Path"]))
     throttle = auth["UsagePlan"]["Throttle"]
     responses = {
         name: (
@@ -169,10 +166,11 @@ class LocalGateway:
 
     def _route(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route in self.config.routes:
-            found = route.pattern.match(path)
-            if found and route.method == method:
-                names = re.findall(r"\{([^}]+)\}", route.resource)
-                return route, dict(zip(names, found.groups(), strict=True))
+            if route.method == method:
+                # API Gateway hands path parameters to the function decoded, as this does.
+                parameters = match_path_template(route.resource, path)
+                if parameters is not None:
+                    return route, parameters
         return None
 
     def _authorize(self, token: str, method: str, route: Route) -> dict[str, Any] | None:
