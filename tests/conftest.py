@@ -69,3 +69,14 @@ def run_validation(tmp_path: Path) -> Validator:
 
 def codes(findings: Iterable[Any]) -> list[str]:
     return [f.code for f in findings]
+
+
+# Each test carries the marker of its layer, from its folder: `pytest -m unit` and friends.
+LAYERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        layer = next((name for name in LAYERS if f"/tests/{name}/" in item.path.as_posix()), None)
+        if layer is not None:
+            item.add_marker(getattr(pytest.mark, layer))
