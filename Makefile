@@ -18,7 +18,7 @@ LAMBDA_PYTHON := 3.12
 NODE_DIR   := .tools
 NODE_STAMP := $(NODE_DIR)/node_modules/.installed
 
-.PHONY: setup test lint typecheck demo bench bench-imports clean \
+.PHONY: setup test unit integration e2e lint typecheck demo bench bench-imports clean \
 	sam-tools sam-validate sam-build node-tools
 
 # The steps of `make test` run in the order they are listed, also under -j.
@@ -41,6 +41,16 @@ typecheck: $(STAMP)
 
 test: $(STAMP) lint typecheck sam-validate sam-build $(NODE_STAMP)
 	$(BIN)/pytest -q
+
+# One layer of the suite at a time (markers set by tests/conftest.py from each test's folder).
+unit: $(STAMP)
+	$(BIN)/pytest -q -m unit
+
+integration: $(STAMP) $(NODE_STAMP)
+	$(BIN)/pytest -q -m integration
+
+e2e: $(STAMP)
+	$(BIN)/pytest -q -m e2e
 
 # make demo PROVIDER=bedrock trains with the Amazon Bedrock stand-in instead of OpenAI's emulator.
 demo: $(STAMP)
