@@ -11,13 +11,9 @@ from typing import Any
 import orjson
 import pytest
 
-from sft_pipeline.providers import nova_format
-from sft_pipeline.providers.nova_format import (
-    NovaIssue,
-    convert_jsonl,
-    nova_issues,
-    to_nova,
-)
+from sft_pipeline.providers.nova_format import convert_jsonl, to_nova
+from sft_pipeline.validation import bedrock_rules
+from sft_pipeline.validation.bedrock_rules import NovaIssue, nova_issues
 from sft_pipeline.validation.catalog import UnsupportedModelError, load_bedrock_catalog
 from sft_pipeline.validation.formats import ChatExample
 
@@ -393,7 +389,7 @@ def test_tool_use_refused_when_the_data_says_the_model_cannot_learn_it(
             }
         }
     )
-    monkeypatch.setattr(nova_format, "load_bedrock_catalog", lambda: edited)
+    monkeypatch.setattr(bedrock_rules, "load_bedrock_catalog", lambda: edited)
     chat = ChatExample.model_validate_json(WORKED_EXAMPLE)
     assert codes_at(nova_issues(chat, "nova-2-lite")) == [
         ("error", "nova_tools_not_supported", "tools")

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import ValidationError
 
-from sft_pipeline.providers.nova_format import NovaTarget, nova_issues
+from sft_pipeline.validation.bedrock_rules import NovaTarget, nova_issues
 from sft_pipeline.validation.formats import (
     CHAT_KEYS,
     COMPLETION_KEYS,

@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 from pydantic import BaseModel, Field
 
-from sft_pipeline.providers.nova_format import NovaTarget
+from sft_pipeline.validation.bedrock_rules import NovaTarget
 from sft_pipeline.validation.catalog import (
     Provider,
     load_bedrock_catalog,

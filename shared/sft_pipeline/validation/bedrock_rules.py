@@ -1,0 +1,407 @@
+"""What Amazon Bedrock refuses, found before any data is converted or any job exists.
+
+:func:`nova_issues` lists what Nova's ``bedrock-conversation-2024`` records cannot
+express: an error refuses the example (the job would fail, or train on something
+other than what the file says), a warning names a field the conversion drops. A
+dropped field is only worth a warning when it means something: a message ``name``,
+``parallel_tool_calls: false``, ``strict: true`` and an image ``detail`` other than
+``auto``. Pure functions, no AWS calls; every Bedrock fact comes from the catalog.
+The converter (providers.nova_format) builds on these rules, never the reverse.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+from sft_pipeline.validation.catalog import BedrockModelSpec, load_bedrock_catalog
+from sft_pipeline.validation.formats import (
+    AssistantMessage,
+    ChatExample,
+    FunctionMessage,
+    ImagePart,
+    RefusalPart,
+    SystemMessage,
+    TextPart,
+    ToolCall,
+    ToolDefinition,
+    UserMessage,
+)
+from sft_pipeline.validation.report import Severity
+
+# Nova names image formats; the S3 key's extension is all a pure check can see.
+IMAGE_FORMAT_BY_EXTENSION = {
+    "png": "png",
+    "jpg": "jpeg",
+    "jpeg": "jpeg",
+    "gif": "gif",
+    "webp": "webp",
+}
+
+
+class NovaIssue(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    message: str
+    location: str | None = None
+    severity: Severity
+
+
+@dataclass(frozen=True, slots=True)
+class NovaTarget:
+    """The Bedrock base model a file is validated for, and the bucket it is uploaded to."""
+
+    base_model: str
+    dataset_bucket: str | None = None
+
+
+# ---------------------------------------------------------------- checks
+
+
+@dataclass
+class _Issues:
+    spec: BedrockModelSpec
+    dataset_bucket: str | None
+    found: list[NovaIssue] = field(default_factory=list)
+
+    def error(self, code: str, message: str, location: str | None = None) -> None:
+        self.found.append(
+            NovaIssue(code=code, message=message, location=location, severity="error")
+        )
+
+    def warn(self, code: str, message: str, location: str | None = None) -> None:
+        self.found.append(
+            NovaIssue(code=code, message=message, location=location, severity="warning")
+        )
+
+
+def nova_issues(
+    example: ChatExample, base_model: str, *, dataset_bucket: str | None = None
+) -> list[NovaIssue]:
+    """Every refusal (error) and every dropped field (warning) for ``base_model``.
+
+    ``dataset_bucket``, when known, is the only bucket images may be read from.
+    Raises UnsupportedModelError for a base model this pipeline cannot fine-tune.
+    """
+    _, spec = load_bedrock_catalog().trainable(base_model)
+    issues = _Issues(spec, dataset_bucket)
+    _check_example_keys(example, issues)
+    _check_turn_order(example.messages, issues)
+    tool_names = {tool.function.name for tool in example.tools or ()}
+    call_ids: set[str] = set()
+    for index, message in enumerate(example.messages):
+        where = f"messages[{index}]"
+        if isinstance(message, SystemMessage | UserMessage | AssistantMessage) and message.name:
+            issues.warn(
+                "nova_name_dropped",
+                f'{where}: Nova has no "name" field; it is dropped.',
+                f"{where}.name",
+            )
+        if isinstance(message, AssistantMessage):
+            _check_assistant(message, where, tool_names, call_ids, issues)
+        elif isinstance(message, FunctionMessage):
+            issues.error(
+                "nova_legacy_functions",
+                f'{where}: Nova has no "function" role; answer tool_calls with "tool" messages.',
+                where,
+            )
+        else:
+            _check_texts(content_texts(message.content, where), issues)
+            if isinstance(message, UserMessage) and isinstance(message.content, list):
+                _check_images(message.content, where, issues)
+    return issues.found
+
+
+def _check_example_keys(example: ChatExample, issues: _Issues) -> None:
+    if example.functions is not None:
+        issues.error(
+            "nova_legacy_functions",
+            'Nova has no legacy "functions"; declare them as "tools".',
+            "functions",
+        )
+    if example.parallel_tool_calls is False:
+        issues.warn(
+            "nova_parallel_tool_calls_dropped",
+            "Nova cannot forbid parallel tool calls; parallel_tool_calls is dropped.",
+            "parallel_tool_calls",
+        )
+    if example.tools and issues.spec.tool_use_training is False:
+        issues.error(
+            "nova_tools_not_supported",
+            f"{issues.spec.name} cannot be fine-tuned on tool use; remove the tools.",
+            "tools",
+        )
+    for index, tool in enumerate(example.tools or ()):
+        _check_tool(tool, f"tools[{index}].function", issues)
+
+
+def _check_tool(tool: ToolDefinition, where: str, issues: _Issues) -> None:
+    function = tool.function
+    if not (function.description or "").strip():
+        issues.error(
+            "nova_tool_missing_description",
+            f'{where} ("{function.name}") has no description; Nova requires one.',
+            f"{where}.description",
+        )
+    if function.parameters is not None and "type" not in function.parameters:
+        issues.error(
+            "nova_tool_schema_missing_type",
+            f'{where}.parameters has no "type"; Nova requires one (usually "object").',
+            f"{where}.parameters",
+        )
+    if function.strict:
+        issues.warn(
+            "nova_tool_strict_dropped",
+            f'{where}: Nova training records have no "strict"; it is dropped.',
+            f"{where}.strict",
+        )
+
+
+def _check_turn_order(messages: Sequence[Any], issues: _Issues) -> None:
+    """Nova: system first, then user and assistant turns alternating, user first, assistant last."""
+    previous_role: str | None = None
+    last_turn = None
+    for index, message in enumerate(messages):
+        where = f"messages[{index}]"
+        if message.role == "system":
+            if previous_role is not None:
+                issues.error(
+                    "nova_late_system_message",
+                    f"{where} is a system message after the conversation started; "
+                    "Nova has a system prompt only before the first turn.",
+                    where,
+                )
+            continue
+        if previous_role is None and message.role != "user":
+            issues.error(
+                "nova_first_turn_not_user",
+                f"{where} is the first turn but has role {message.role}; "
+                "Nova conversations start with a user turn.",
+                where,
+            )
+        if message.role == "assistant" and previous_role == "assistant":
+            issues.error(
+                "nova_consecutive_assistant_turns",
+                f"{where} follows another assistant message; Nova turns must alternate "
+                "between user and assistant.",
+                where,
+            )
+        elif message.role == "user" and previous_role == "user":
+            issues.warn(
+                "nova_user_turns_merged",
+                f"{where} follows another user message; both become one Nova user turn.",
+                where,
+            )
+        previous_role = message.role
+        last_turn = index, message.role
+    if last_turn is not None and last_turn[1] != "assistant":
+        where = f"messages[{last_turn[0]}]"
+        issues.error(
+            "nova_last_turn_not_assistant",
+            f"{where} is the last message but not an assistant message; Nova conversations "
+            "end with the assistant turn to train on.",
+            where,
+        )
+
+
+def _check_assistant(
+    message: AssistantMessage,
+    where: str,
+    tool_names: set[str],
+    call_ids: set[str],
+    issues: _Issues,
+) -> None:
+    if message.weight == 0:
+        issues.error(
+            "nova_weight_zero",
+            f"{where} has weight 0, but Nova has no per-turn weights and would train on it; "
+            "set weight 1 or end the example before this turn.",
+            f"{where}.weight",
+        )
+    if message.refusal is not None:
+        issues.error(
+            "nova_refusal",
+            f'{where}: Nova has no "refusal" field; write the refusal as the content text.',
+            f"{where}.refusal",
+        )
+    if message.function_call is not None:
+        issues.error(
+            "nova_legacy_functions",
+            f'{where}: Nova has no "function_call"; use tool_calls.',
+            f"{where}.function_call",
+        )
+    if isinstance(message.content, list):
+        for part_index, part in enumerate(message.content):
+            if isinstance(part, RefusalPart):
+                issues.error(
+                    "nova_refusal",
+                    f'{where}: Nova has no "refusal" part; write the refusal as a text part.',
+                    f"{where}.content[{part_index}]",
+                )
+    content = spoken_content(message)
+    if content is not None:
+        _check_texts(content_texts(content, where), issues)
+    for call_index, call in enumerate(message.tool_calls or ()):
+        call_where = f"{where}.tool_calls[{call_index}]"
+        _check_tool_call(call, call_where, issues)
+        if call.id in call_ids:
+            issues.error(
+                "nova_duplicate_tool_call_id",
+                f'{call_where}: the id "{call.id}" is used by an earlier tool call; '
+                "Nova needs unique ids.",
+                f"{call_where}.id",
+            )
+        call_ids.add(call.id)
+        if call.function.name not in tool_names:
+            issues.error(
+                "nova_undefined_tool",
+                f'{call_where} calls "{call.function.name}", which the example\'s tools do not '
+                "declare; Nova needs every called tool in tools.",
+                f"{call_where}.function.name",
+            )
+
+
+def _check_tool_call(call: ToolCall, where: str, issues: _Issues) -> None:
+    arguments = call.function.arguments
+    try:
+        parsed = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        issues.error(
+            "nova_tool_arguments_not_object",
+            f'{where}: the arguments of "{call.function.name}" must be a JSON object, '
+            "which becomes Nova's toolUse input.",
+            f"{where}.function.arguments",
+        )
+    _check_reserved(arguments, f"{where}.function.arguments", issues)
+
+
+def _check_texts(texts: Iterator[tuple[str, str]], issues: _Issues) -> None:
+    for where, text in texts:
+        if not text.strip():
+            issues.error("nova_empty_text", f"{where} is empty; Nova refuses empty text.", where)
+        else:
+            _check_reserved(text, where, issues)
+
+
+def _check_reserved(text: str, where: str, issues: _Issues) -> None:
+    pattern, canonical = _reserved_strings()
+    match = pattern.search(text)
+    if match:
+        reserved = canonical[match.group().casefold()]
+        seen = "" if match.group() == reserved else f' (written "{match.group()}")'
+        issues.error(
+            "nova_reserved_string",
+            f'{where} contains "{reserved}"{seen}, which Bedrock reserves for its prompt '
+            "template; the training job would fail. Rephrase it.",
+            where,
+        )
+
+
+@cache
+def _reserved_strings() -> tuple[re.Pattern[str], dict[str, str]]:
+    catalog = load_bedrock_catalog()
+    flags = re.IGNORECASE if catalog.reserved_strings_ignore_case else 0
+    pattern = re.compile("|".join(map(re.escape, catalog.reserved_strings)), flags)
+    return pattern, {text.casefold(): text for text in catalog.reserved_strings}
+
+
+def _check_images(parts: Sequence[TextPart | ImagePart], where: str, issues: _Issues) -> None:
+    images = [(index, part) for index, part in enumerate(parts) if isinstance(part, ImagePart)]
+    limit = load_bedrock_catalog().max_images_per_message
+    if len(images) > limit:
+        issues.error(
+            "nova_too_many_images",
+            f"{where} has {len(images)} images; Nova takes at most {limit} per message.",
+            where,
+        )
+    for index, part in images:
+        _check_image(part, f"{where}.content[{index}]", issues)
+
+
+def _check_image(part: ImagePart, where: str, issues: _Issues) -> None:
+    spec = issues.spec
+    if spec.text_only:
+        issues.error(
+            "nova_images_not_supported",
+            f"{where} is an image, but {spec.name} is text-only.",
+            where,
+        )
+        return
+    if part.image_url.detail not in (None, "auto"):
+        issues.warn(
+            "nova_image_detail_dropped",
+            f'{where}: Nova has no image detail; "{part.image_url.detail}" is dropped.',
+            f"{where}.image_url.detail",
+        )
+    url = part.image_url.url
+    if not url.startswith("s3://"):
+        if url.startswith("data:"):
+            kind = "a base64 data URL"
+        elif url.startswith(("http://", "https://")):
+            kind = "an http(s) URL"
+        else:
+            kind = "not an s3:// URI"
+        issues.error(
+            "nova_image_not_in_s3",
+            f"{where}: the image is {kind}; Bedrock reads training images only from S3. "
+            "Upload it to the dataset's bucket and use its s3:// URI.",
+            where,
+        )
+        return
+    match = load_bedrock_catalog().media_uri_pattern.match(url)
+    if match is None:
+        issues.error(
+            "nova_invalid_image_uri",
+            f"{where}: {url} is not a usable S3 URI: Bedrock needs s3://<bucket>/<key>, "
+            "a valid bucket name and a key of only letters, digits and _ - / .",
+            where,
+        )
+        return
+    if issues.dataset_bucket is not None and match["bucket"] != issues.dataset_bucket:
+        issues.error(
+            "nova_image_other_bucket",
+            f'{where}: the image is in bucket "{match["bucket"]}"; Bedrock reads training '
+            f'images only from the dataset\'s bucket "{issues.dataset_bucket}".',
+            where,
+        )
+    image_format = image_format_of(url)
+    if image_format not in spec.image_formats:
+        named = image_format or "an image whose key's extension names no image format"
+        issues.error(
+            "nova_unsupported_image_format",
+            f"{where}: {spec.name} takes {', '.join(spec.image_formats)} images, not {named}.",
+            where,
+        )
+
+
+def image_format_of(uri: str) -> str | None:
+    """Nova's format name for an image, from its key's extension."""
+    _, dot, extension = uri.rpartition(".")
+    return IMAGE_FORMAT_BY_EXTENSION.get(extension.lower()) if dot else None
+
+
+def content_texts(content: str | Sequence[Any], where: str) -> Iterator[tuple[str, str]]:
+    """(location, text) of each text in a message's content; empty content counts as one."""
+    if isinstance(content, str) or not content:
+        yield f"{where}.content", content if isinstance(content, str) else ""
+        return
+    for index, part in enumerate(content):
+        if isinstance(part, TextPart):
+            yield f"{where}.content[{index}]", part.text
+
+
+def spoken_content(message: AssistantMessage) -> str | Sequence[Any] | None:
+    """The content Nova gets: blank content beside tool calls says nothing and is left out."""
+    content = message.content
+    if content is None or not message.tool_calls:
+        return content
+    return None if all(not text.strip() for _, text in content_texts(content, "")) else content
