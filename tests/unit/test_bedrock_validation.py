@@ -238,6 +238,46 @@ ERROR_CASES: list[tuple[str, dict[str, Any], str, str | None]] = [
         "nova_duplicate_tool_call_id",
         "messages[1].tool_calls[1].id",
     ),
+    (
+        "tool call id with a space",
+        tool_turns(call("call 1")),
+        "nova_invalid_tool_call_id",
+        "messages[1].tool_calls[0].id",
+    ),
+    (
+        "tool call id with a slash",
+        tool_turns(call("calls/1")),
+        "nova_invalid_tool_call_id",
+        "messages[1].tool_calls[0].id",
+    ),
+    (
+        "tool call id over 64 characters",
+        tool_turns(call("call_" + "a" * 60)),
+        "nova_invalid_tool_call_id",
+        "messages[1].tool_calls[0].id",
+    ),
+    (
+        "tool name with a dot",
+        tool_turns(
+            {**call(), "function": {"name": "orders.lookup", "arguments": "{}"}},
+            tools=[{**TOOL, "function": {**TOOL["function"], "name": "orders.lookup"}}],
+        ),
+        "nova_invalid_tool_name",
+        "tools[0].function.name",
+    ),
+    (
+        "tool call answered twice",
+        turns(
+            user(),
+            assistant(None, tool_calls=[call()]),
+            {"role": "tool", "tool_call_id": "call_1", "content": '{"status": "shipped"}'},
+            {"role": "tool", "tool_call_id": "call_1", "content": '{"status": "lost"}'},
+            assistant(),
+            tools=[TOOL],
+        ),
+        "nova_tool_call_answered_twice",
+        "messages[3].tool_call_id",
+    ),
 ]
 
 WARNING_CASES: list[tuple[str, dict[str, Any], str, str | None]] = [

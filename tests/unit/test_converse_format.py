@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from typing import Any
 
 import pytest
 
@@ -91,6 +93,56 @@ def test_tool_calls_and_results_become_tool_use_blocks() -> None:
         ],
     }
     assert request["toolConfig"]["tools"][0]["toolSpec"]["name"] == "weather"
+
+
+WEATHER_TOOL = {"type": "function", "function": {"name": "weather"}}
+
+
+def calling(call_id: str, name: str = "weather", answer_id: str | None = None) -> dict[str, Any]:
+    return {
+        "model": DEPLOYMENT,
+        "messages": [
+            {"role": "user", "content": "Weather in Paris?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": name, "arguments": "{}"},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": answer_id or call_id, "content": "sunny"},
+        ],
+        "tools": [{"type": "function", "function": {"name": name}}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "refused"),
+    [
+        (calling("call 1"), 'tool call id "call 1"'),
+        (calling("calls/1"), 'tool call id "calls/1"'),
+        (calling("c" * 65), "tool call id"),
+        (calling("c1", answer_id="c/1"), 'tool call id "c/1"'),
+        (calling("c1", name="weather.now"), 'tool name "weather.now"'),
+        (
+            {
+                "model": DEPLOYMENT,
+                "messages": [],
+                "tools": [{**WEATHER_TOOL, "function": {"name": ""}}],
+            },
+            "tool name",
+        ),
+    ],
+)
+def test_tool_ids_and_names_converse_cannot_take_are_refused_by_name(
+    body: dict[str, Any], refused: str
+) -> None:
+    with pytest.raises(UnsupportedRequestError, match=re.escape(refused)):
+        to_converse(body)
 
 
 def test_images_are_refused_with_a_reason() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -54,6 +55,11 @@ def example(messages: list[dict[str, Any]], **keys: Any) -> ChatExample:
     return ChatExample.model_validate({"messages": messages, **keys})
 
 
+# Converse's own patterns for ids and tool names (botocore's bedrock-runtime model).
+CONVERSE_TOOL_USE_ID = re.compile(r"[a-zA-Z0-9_.:-]{1,64}")
+CONVERSE_TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+
+
 def assert_valid_nova(record: dict[str, Any]) -> None:
     """What Nova requires of every record, independently of how it was produced."""
     assert record["schemaVersion"] == "bedrock-conversation-2024"
@@ -61,16 +67,23 @@ def assert_valid_nova(record: dict[str, Any]) -> None:
     assert roles[0] == "user"
     assert roles[-1] == "assistant"
     assert all(a != b for a, b in itertools.pairwise(roles)), roles
+    for tool in record.get("toolConfig", {}).get("tools", []):
+        assert CONVERSE_TOOL_NAME.fullmatch(tool["toolSpec"]["name"])
     tool_uses: set[str] = set()
+    answered: set[str] = set()
     for turn in record["messages"]:
         assert turn["content"], turn
         for block in turn["content"]:
             if "toolUse" in block:
                 assert turn["role"] == "assistant"
+                assert CONVERSE_TOOL_USE_ID.fullmatch(block["toolUse"]["toolUseId"])
+                assert CONVERSE_TOOL_NAME.fullmatch(block["toolUse"]["name"])
                 tool_uses.add(block["toolUse"]["toolUseId"])
             if "toolResult" in block:
                 assert turn["role"] == "user"
                 assert block["toolResult"]["toolUseId"] in tool_uses
+                assert block["toolResult"]["toolUseId"] not in answered
+                answered.add(block["toolResult"]["toolUseId"])
             if "text" in block:
                 assert block["text"].strip()
 
@@ -473,3 +486,28 @@ def test_convert_jsonl_names_the_line_it_refuses(bad: str, expected: str) -> Non
     )
     with pytest.raises(ValueError, match=expected):
         convert_jsonl(io.BytesIO(f"{good}\n{bad}\n".encode()), io.BytesIO(), "nova-micro")
+
+
+ANSWERED_TWICE = WORKED_EXAMPLE.replace(
+    '{"role":"tool","tool_call_id":"call_1","content":"{\\"temp_c\\":21}"},',
+    '{"role":"tool","tool_call_id":"call_1","content":"{\\"temp_c\\":21}"},' * 2,
+)
+
+
+@pytest.mark.parametrize(
+    ("bad", "expected"),
+    [
+        (WORKED_EXAMPLE.replace('"call_1"', '"call 1"'), "nova_invalid_tool_call_id"),
+        (WORKED_EXAMPLE.replace('"call_1"', '"calls/1"'), "nova_invalid_tool_call_id"),
+        (WORKED_EXAMPLE.replace('"call_1"', f'"call_{"a" * 60}"'), "nova_invalid_tool_call_id"),
+        (WORKED_EXAMPLE.replace("get_weather", "weather.get"), "nova_invalid_tool_name"),
+        (ANSWERED_TWICE, "nova_tool_call_answered_twice"),
+    ],
+    ids=["id with a space", "id with a slash", "id over 64", "name with a dot", "answered twice"],
+)
+def test_tool_ids_and_names_nova_cannot_take_are_never_converted(bad: str, expected: str) -> None:
+    out = io.BytesIO()
+    with pytest.raises(ValueError, match=f"line 2: {expected}"):
+        convert_jsonl(io.BytesIO(f"{WORKED_EXAMPLE}\n{bad}\n".encode()), out, "nova-lite")
+    [record] = out.getvalue().splitlines()
+    assert_valid_nova(json.loads(record))

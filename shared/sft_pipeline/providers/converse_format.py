@@ -11,6 +11,8 @@ import time
 import uuid
 from typing import Any
 
+from sft_pipeline.validation.bedrock_rules import TOOL_NAME, TOOL_USE_ID
+
 # Converse stop reasons -> OpenAI finish reasons.
 FINISH_REASONS = {
     "end_turn": "stop",
@@ -47,6 +49,25 @@ def _text_of(content: Any) -> str:
     return "".join(parts)
 
 
+def _tool_use_id(value: Any) -> str:
+    """Converse refuses other ids with a bare ValidationException: name the id instead."""
+    if not isinstance(value, str) or not TOOL_USE_ID.fullmatch(value):
+        raise UnsupportedRequestError(
+            f"tool call id {json.dumps(value)[:80]} is not supported for this model: "
+            "use 1-64 letters, digits, '_', '.', ':' and '-'"
+        )
+    return value
+
+
+def _tool_name(value: Any) -> str:
+    if not isinstance(value, str) or not TOOL_NAME.fullmatch(value):
+        raise UnsupportedRequestError(
+            f"tool name {json.dumps(value)[:80]} is not supported for this model: "
+            "use 1-64 letters, digits, '_' and '-'"
+        )
+    return value
+
+
 def _tool_result(message: dict[str, Any]) -> dict[str, Any]:
     text = _text_of(message.get("content"))
     try:
@@ -54,7 +75,9 @@ def _tool_result(message: dict[str, Any]) -> dict[str, Any]:
     except json.JSONDecodeError:
         parsed = None
     block = {"json": parsed} if isinstance(parsed, dict) else {"text": text}
-    return {"toolResult": {"toolUseId": message.get("tool_call_id", ""), "content": [block]}}
+    return {
+        "toolResult": {"toolUseId": _tool_use_id(message.get("tool_call_id")), "content": [block]}
+    }
 
 
 def _assistant_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
@@ -67,8 +90,8 @@ def _assistant_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
         blocks.append(
             {
                 "toolUse": {
-                    "toolUseId": call.get("id", ""),
-                    "name": function.get("name", ""),
+                    "toolUseId": _tool_use_id(call.get("id")),
+                    "name": _tool_name(function.get("name")),
                     "input": arguments,
                 }
             }
@@ -120,7 +143,7 @@ def to_converse(body: dict[str, Any]) -> dict[str, Any]:
             "tools": [
                 {
                     "toolSpec": {
-                        "name": tool["function"]["name"],
+                        "name": _tool_name(tool["function"]["name"]),
                         "description": tool["function"].get("description")
                         or tool["function"]["name"],
                         "inputSchema": {

@@ -31,6 +31,7 @@ from sft_pipeline.validation.formats import (
     TextPart,
     ToolCall,
     ToolDefinition,
+    ToolMessage,
     UserMessage,
 )
 from sft_pipeline.validation.report import Severity
@@ -43,6 +44,10 @@ IMAGE_FORMAT_BY_EXTENSION = {
     "gif": "gif",
     "webp": "webp",
 }
+# Converse's limits (botocore's bedrock-runtime model), which training records share:
+# toolUseId and tool names are 1-64 characters of these.
+TOOL_USE_ID = re.compile(r"[a-zA-Z0-9_.:-]{1,64}")
+TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
 
 class NovaIssue(BaseModel):
@@ -96,6 +101,7 @@ def nova_issues(
     _check_turn_order(example.messages, issues)
     tool_names = {tool.function.name for tool in example.tools or ()}
     call_ids: set[str] = set()
+    answered: set[str] = set()
     for index, message in enumerate(example.messages):
         where = f"messages[{index}]"
         if isinstance(message, SystemMessage | UserMessage | AssistantMessage) and message.name:
@@ -113,6 +119,8 @@ def nova_issues(
                 where,
             )
         else:
+            if isinstance(message, ToolMessage):
+                _check_tool_answer(message, where, answered, issues)
             _check_texts(content_texts(message.content, where), issues)
             if isinstance(message, UserMessage) and isinstance(message.content, list):
                 _check_images(message.content, where, issues)
@@ -144,6 +152,13 @@ def _check_example_keys(example: ChatExample, issues: _Issues) -> None:
 
 def _check_tool(tool: ToolDefinition, where: str, issues: _Issues) -> None:
     function = tool.function
+    if not TOOL_NAME.fullmatch(function.name):
+        issues.error(
+            "nova_invalid_tool_name",
+            f'{where}: the tool name "{function.name}" does not fit Nova, which takes 1-64 '
+            "letters, digits, '_' and '-'.",
+            f"{where}.name",
+        )
     if not (function.description or "").strip():
         issues.error(
             "nova_tool_missing_description",
@@ -251,6 +266,13 @@ def _check_assistant(
     for call_index, call in enumerate(message.tool_calls or ()):
         call_where = f"{where}.tool_calls[{call_index}]"
         _check_tool_call(call, call_where, issues)
+        if not TOOL_USE_ID.fullmatch(call.id):
+            issues.error(
+                "nova_invalid_tool_call_id",
+                f'{call_where}: the id "{call.id[:80]}" does not fit Nova, which takes 1-64 '
+                "letters, digits, '_', '.', ':' and '-'.",
+                f"{call_where}.id",
+            )
         if call.id in call_ids:
             issues.error(
                 "nova_duplicate_tool_call_id",
@@ -266,6 +288,19 @@ def _check_assistant(
                 "declare; Nova needs every called tool in tools.",
                 f"{call_where}.function.name",
             )
+
+
+def _check_tool_answer(
+    message: ToolMessage, where: str, answered: set[str], issues: _Issues
+) -> None:
+    if message.tool_call_id in answered:
+        issues.error(
+            "nova_tool_call_answered_twice",
+            f'{where} answers tool call "{message.tool_call_id}" a second time; Nova takes '
+            "one result per call.",
+            f"{where}.tool_call_id",
+        )
+    answered.add(message.tool_call_id)
 
 
 def _check_tool_call(call: ToolCall, where: str, issues: _Issues) -> None:
