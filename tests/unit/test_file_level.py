@@ -51,6 +51,39 @@ def test_unusable_files_get_one_file_level_error(
     assert report.errors[0].line is None and report.errors[0].lines is None
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'[{"messages": [{"role": "user", "content": "q"}]}]\n',
+        b'[\n  {\n    "messages": []\n  },\n  {\n    "messages": []\n  }\n]\n',
+        b'\n[{"messages": []},\n{"messages": []},\n{"messages": []}]',
+    ],
+    ids=["one-line", "pretty-printed", "one-example-a-line"],
+)
+def test_json_array_files_are_told_apart(run_validation: Validator, data: bytes) -> None:
+    report = run_validation(data)
+    assert codes(report.errors) == ["json_array"]
+
+
+@pytest.mark.parametrize(
+    ("first", "code"),
+    [
+        (b"[garbage", "invalid_json"),
+        (b"[1, 2, 3]", "data_type"),
+        (b'[{"messages": [{"role": "user", "content": "q"}]}]', "data_type"),
+    ],
+    ids=["garbage", "stray-array", "array-of-one-example"],
+)
+def test_a_bad_first_line_starting_with_a_bracket_is_only_that_line(
+    run_validation: Validator, first: bytes, code: str
+) -> None:
+    rows: list[dict[str, object] | bytes] = [first, *good_examples(12)]
+    rows[5] = b'{"messages": "not a list"}'
+    report = run_validation(rows)
+    assert [(f.code, f.line) for f in report.errors] == [(code, 1), ("missing_messages_list", 6)]
+    assert report.stats.valid_examples == 11
+
+
 def test_dpo_file_validated_as_chat(run_validation: Validator) -> None:
     pair = {
         "input": {"messages": [{"role": "user", "content": "q"}]},

@@ -2,7 +2,8 @@
 
 Works on a local file or an S3 ``StreamingBody`` alike (anything with ``read(n)``).
 File-level problems that make line-by-line reporting pointless (empty, binary,
-UTF-16, not UTF-8, a JSON array) are raised once, as :class:`FileLevelError`.
+UTF-16, not UTF-8, a JSON array) are raised once, as :class:`FileLevelError`;
+a JSONL file with a bad first line is not one of them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
+
+import orjson
 
 CHUNK_SIZE = 1 << 20
 # An example can carry ten 10 MB images as base64; anything longer is not a training example.
@@ -91,15 +94,6 @@ def sniff(head: bytes) -> None:
             f"The file is not UTF-8 text (line {line} has the byte 0x{body[exc.start]:02x}, "
             "as Latin-1 or Windows-1252 files do); re-save it as UTF-8.",
         ) from None
-    stripped = body.lstrip()
-    if not stripped:
-        return
-    if stripped.startswith(b"["):
-        raise FileLevelError(
-            "json_array",
-            "This is a JSON array, not JSONL: write one example object per line, "
-            "without the surrounding [ ] and commas.",
-        )
 
 
 def _looks_like_utf16(head: bytes) -> bool:
@@ -123,6 +117,55 @@ def iter_lines(
     The UTF-8 BOM is dropped, a missing final newline is fine, and a line longer
     than MAX_LINE_BYTES is skipped over without being held in memory.
     """
+    lines = _split_lines(stream, tally, on_progress)
+    held: list[Line] = []
+    first = _next_non_blank(lines, held)
+    if first is not None and first.raw.lstrip().startswith(b"["):
+        second = _next_non_blank(lines, held)
+        if _json_array_file(first, second):
+            raise FileLevelError(
+                "json_array",
+                "This is a JSON array, not JSONL: write one example object per line, "
+                "without the surrounding [ ] and commas.",
+            )
+    yield from held
+    yield from lines
+
+
+def _next_non_blank(lines: Iterator[Line], held: list[Line]) -> Line | None:
+    """Move lines into ``held`` up to and including the next non-blank one, and return it."""
+    for line in lines:
+        held.append(line)
+        if line.oversized_bytes or line.raw.strip():
+            return line
+    return None
+
+
+def _json_array_file(first: Line, second: Line | None) -> bool:
+    """Whether a file whose first line opens with ``[`` is one JSON array rather than JSONL.
+
+    A JSON array spans the file: its second line (an element followed by a comma,
+    a lone brace, the closing bracket) is no example of its own, or it has no second
+    line and its only line is an array. A JSONL file with a stray first line goes on
+    with whole examples.
+    """
+    if second is None:
+        return _parses_as(first.raw, list)
+    return not second.oversized_bytes and not _parses_as(second.raw, dict)
+
+
+def _parses_as(raw: bytes, kind: type) -> bool:
+    try:
+        return isinstance(orjson.loads(raw), kind)
+    except orjson.JSONDecodeError:
+        return False
+
+
+def _split_lines(
+    stream: BinaryReadable,
+    tally: StreamTally,
+    on_progress: Callable[[int], None] | None,
+) -> Iterator[Line]:
     pending = b""
     oversized = 0
     first = True
