@@ -1,24 +1,31 @@
 """The OpenAI emulator, driven by the official SDK over real HTTP.
 
 Every answer is checked against the SDK's own response types in pydantic strict
-mode, with no field the type does not declare, so the emulator cannot drift
-from what the real API sends without a test noticing.
+mode, with no field the type does not declare, and against OpenAI's OpenAPI
+document, so the emulator cannot drift from what the real API sends without a
+test noticing.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import openai
 import pytest
+import yaml
+from jsonschema import Draft202012Validator
 from openai import OpenAI
 from openai.types import FileDeleted, FileObject, Model, Upload
 from openai.types.chat import ChatCompletion
@@ -32,6 +39,7 @@ from sft_local.openai_emulator import (
     JobTimeline,
     OpenAIEmulator,
 )
+from sft_local.openai_emulator.app import ApiResponse, EmulatorApp
 
 START = 1_750_000_000.0
 TIMELINE = JobTimeline(validating=10, queued=20, running=60)
@@ -733,3 +741,153 @@ def test_runs_standalone_from_the_command_line() -> None:
     finally:
         process.terminate()
         process.wait(timeout=5)
+
+
+# Every answer against OpenAI's own OpenAPI document (tests/data, MIT, vendored whole)
+
+OPENAPI_DOCUMENT = Path(__file__).resolve().parents[1] / "data" / "openai-openapi.yaml"
+
+
+@dataclass(frozen=True)
+class Answer:
+    method: str
+    path: str
+    status: int
+    content_type: str
+    body: bytes
+
+
+@functools.cache
+def openai_openapi() -> dict[str, Any]:
+    with OPENAPI_DOCUMENT.open("rb") as document:
+        loaded: dict[str, Any] = yaml.load(document, Loader=yaml.CSafeLoader)
+    return _numeric_exclusive_bounds(loaded)
+
+
+def _numeric_exclusive_bounds(node: Any) -> Any:
+    """The document still writes some bounds the OpenAPI 3.0 way (``minimum: 0`` with
+    ``exclusiveMinimum: true``); JSON Schema 2020-12, which 3.1 uses, wants the bound itself
+    (``exclusiveMinimum: 0``), and would read ``true`` as 1."""
+    if isinstance(node, list):
+        return [_numeric_exclusive_bounds(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    fixed = {key: _numeric_exclusive_bounds(value) for key, value in node.items()}
+    for exclusive, inclusive in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if fixed.get(exclusive) is True and inclusive in fixed:
+            fixed[exclusive] = fixed.pop(inclusive)
+        elif fixed.get(exclusive) is False:
+            del fixed[exclusive]
+    return fixed
+
+
+def documented_schema(method: str, path: str, status: int) -> dict[str, Any]:
+    """The schema OpenAI documents for this answer: the operation's JSON response, or the
+    error body every operation shares."""
+    spec = openai_openapi()
+    if status >= 400:
+        schema: dict[str, Any] = {"$ref": "#/components/schemas/ErrorResponse"}
+    else:
+        [operation] = [
+            operations[method.lower()]
+            for template, operations in spec["paths"].items()
+            if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", template), path)
+        ]
+        schema = operation["responses"][str(status)]["content"]["application/json"]["schema"]
+    return {**schema, "components": spec["components"]}
+
+
+@pytest.fixture
+def answers(monkeypatch: pytest.MonkeyPatch) -> list[Answer]:
+    """Every answer any emulator gives while the test runs."""
+    seen: list[Answer] = []
+    handle = EmulatorApp.handle
+
+    def recording(
+        app: EmulatorApp, method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> ApiResponse:
+        response = handle(app, method, target, headers, body)
+        path = urllib.parse.urlsplit(target).path.removeprefix("/v1")
+        seen.append(Answer(method, path, response.status, response.content_type, response.body))
+        return response
+
+    monkeypatch.setattr(EmulatorApp, "handle", recording)
+    return seen
+
+
+def test_every_answer_matches_openais_openapi_document(
+    answers: list[Answer], emulator: OpenAIEmulator, client: OpenAI
+) -> None:
+    # One pass over every route, with every optional part of a job filled in, and each
+    # kind of error the emulator sends.
+    training = client.files.create(file=("train.jsonl", TRAINING_DATA), purpose="fine-tune")
+    client.files.retrieve(training.id)
+    client.files.content(training.id)
+    upload = client.uploads.create(
+        filename="big.jsonl", purpose="fine-tune", bytes=len(TRAINING_DATA), mime_type="text/jsonl"
+    )
+    part = client.uploads.parts.create(upload.id, data=TRAINING_DATA)
+    client.uploads.complete(upload.id, part_ids=[part.id])
+    abandoned = client.uploads.create(
+        filename="x.jsonl", purpose="fine-tune", bytes=1, mime_type="text/jsonl"
+    )
+    client.uploads.cancel(abandoned.id)
+    job = create_job(
+        client,
+        training.id,
+        validation_file=training.id,
+        suffix="support",
+        seed=7,
+        metadata={"dataset": "support"},
+        integrations=[{"type": "wandb", "wandb": {"project": "support"}}],
+        method={"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2}}},
+    )
+    supervised = create_job(
+        client,
+        training.id,
+        integrations=[{"type": "wandb", "wandb": {"project": "p", "tags": ["a"], "name": "n"}}],
+    )
+    emulator.faults.fail_next_job()
+    failing = create_job(client, training.id)
+    client.fine_tuning.jobs.cancel(supervised.id)
+    emulator.advance(UNTIL_DONE)
+    finished = client.fine_tuning.jobs.retrieve(job.id)
+    client.fine_tuning.jobs.retrieve(failing.id)
+    client.fine_tuning.jobs.list(metadata={"dataset": "support"})
+    client.fine_tuning.jobs.list_events(job.id)
+    client.fine_tuning.jobs.checkpoints.list(job.id)
+    client.models.list()
+    assert finished.fine_tuned_model is not None
+    client.models.retrieve(finished.fine_tuned_model)
+    client.chat.completions.create(
+        model=finished.fine_tuned_model, messages=[{"role": "user", "content": "Hi"}]
+    )
+    client.files.delete(training.id)
+    emulator.faults.rate_limit(route="GET /models")
+    emulator.faults.server_error(route="GET /models")
+    emulator.faults.block_job_creation(times=1)
+    for refused in (
+        client.models.list,
+        client.models.list,
+        lambda: create_job(client, "file-missing"),
+        lambda: client.models.retrieve("no-such-model"),
+        lambda: create_job(client, "file-missing"),
+        lambda: client.get("/no/such/route", cast_to=object),
+    ):
+        with pytest.raises(openai.APIStatusError):
+            refused()
+    with OpenAIEmulator(api_key="sk-right-key") as keyed, pytest.raises(openai.AuthenticationError):
+        OpenAI(base_url=keyed.base_url, api_key="sk-wrong-key", max_retries=0).models.list()
+
+    statuses = {answer.status for answer in answers}
+    assert {200, 400, 401, 403, 404, 429, 500} <= statuses
+    for answer in answers:
+        if answer.content_type != "application/json":
+            continue
+        errors = [
+            f"{error.json_path}: {error.message}"
+            for error in Draft202012Validator(
+                documented_schema(answer.method, answer.path, answer.status)
+            ).iter_errors(json.loads(answer.body))
+        ]
+        assert not errors, f"{answer.method} {answer.path} {answer.status}: {errors}"

@@ -133,7 +133,8 @@ class WandbSettings(RequestBody):
     project: str
     name: str | None = None
     entity: str | None = None
-    tags: list[str] | None = None
+    # An array in OpenAI's schema, never null: left out when none were given.
+    tags: list[str] | None = Field(default=None, exclude_if=_omitted_when_none)
 
 
 class Integration(RequestBody):
