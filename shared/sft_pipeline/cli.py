@@ -72,6 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--n-epochs", type=int, metavar="N", help="epochs for the estimate (default: as auto would)"
     )
     check.add_argument(
+        "--batch-size", type=int, metavar="N", help="batch size the job will use (default: auto)"
+    )
+    check.add_argument(
+        "--learning-rate-multiplier",
+        type=float,
+        metavar="X",
+        help="learning-rate multiplier the job will use (default: auto)",
+    )
+    check.add_argument(
+        "--suffix", help="suffix of the fine-tuned model's name, as in the upload's metadata"
+    )
+    check.add_argument(
         "--max-findings",
         type=int,
         default=20,
@@ -123,11 +135,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_keys(args)
     if args.command == "local":
         return _run_local(args)
+    # The upload's settings: what the provider would refuse is refused here too.
+    requested = {
+        "n_epochs": args.n_epochs,
+        "batch_size": args.batch_size,
+        "learning_rate_multiplier": args.learning_rate_multiplier,
+    }
     try:
         options = ValidationOptions(
             data_format=args.data_format,
             model=args.model,
-            n_epochs=args.n_epochs,
+            hyperparameters={name: value for name, value in requested.items() if value is not None},
+            suffix=args.suffix,
             max_findings_per_code=args.max_findings,
         )
     except ValueError as exc:

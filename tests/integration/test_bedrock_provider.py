@@ -14,6 +14,7 @@ from sft_local.bedrock_standin import BedrockStandIn, BedrockTimeline
 from sft_pipeline.jobs import Hyperparameters, JobState
 from sft_pipeline.providers.base import JobRequest, ProviderPermanentError, ProviderRateLimitError
 from sft_pipeline.providers.bedrock_provider import BedrockConfig, BedrockProvider
+from sft_pipeline.validation.bedrock_rules import job_setting_problems
 from tests.conftest import as_lines, good_examples
 
 BUCKET = "sft-test-data"
@@ -59,7 +60,9 @@ def provider_for(standin: BedrockStandIn, *, deploy: bool = True) -> BedrockProv
     )
 
 
-def launch(provider: BedrockProvider, tag: str = "a" * 32, **hyper: object) -> str:
+def launch(
+    provider: BedrockProvider, tag: str = "a" * 32, suffix: str | None = "support", **hyper: object
+) -> str:
     data = as_lines(good_examples(12))
     file_id = provider.upload_file(
         "train.jsonl", io.BytesIO(data), len(data), base_model=NOVA_MICRO, upload_tag=tag
@@ -69,7 +72,7 @@ def launch(provider: BedrockProvider, tag: str = "a" * 32, **hyper: object) -> s
         JobRequest(
             base_model=NOVA_MICRO,
             training_file=file_id,
-            suffix="support",
+            suffix=suffix,
             hyperparameters=Hyperparameters(**hyper),
             upload_tag=tag,
         )  # type: ignore[arg-type]
@@ -111,6 +114,36 @@ def test_out_of_range_hyperparameters_are_refused(standin: BedrockStandIn) -> No
     assert refused.value.code == "invalid_hyperparameters"
     with pytest.raises(ProviderPermanentError, match="batch size"):
         launch(provider_for(standin), batch_size=8)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "name"),
+    [
+        ("support", "sft-support-aaaaaaaaaaaa"),
+        ("tents_v2", "sft-tents_v2-aaaaaaaaaaaa"),
+        (None, "sft-model-aaaaaaaaaaaa"),
+        ("a" * 46, f"sft-{'a' * 46}-aaaaaaaaaaaa"),
+    ],
+)
+def test_a_suffix_validation_accepts_names_a_model_bedrock_accepts(
+    standin: BedrockStandIn, suffix: str | None, name: str
+) -> None:
+    assert job_setting_problems(NOVA_MICRO, Hyperparameters(), suffix) == []
+    launch(provider_for(standin), suffix=suffix)
+    control = boto3.client("bedrock", endpoint_url=standin.endpoint_url, region_name="us-east-1")
+    [job] = control.list_model_customization_jobs()["modelCustomizationJobSummaries"]
+    assert job["customModelName"] == name
+
+
+@pytest.mark.parametrize("suffix", ["tents__v2", "tents_-v2", "tents-", "a" * 47, "a" * 50])
+def test_a_suffix_validation_refuses_never_reaches_bedrock(
+    standin: BedrockStandIn, suffix: str
+) -> None:
+    [problem] = job_setting_problems(NOVA_MICRO, Hyperparameters(), suffix)
+    with pytest.raises(ProviderPermanentError) as refused:
+        launch(provider_for(standin), suffix=suffix)
+    assert (refused.value.code, f"{refused.value.message}.") == ("invalid_suffix", problem)
+    assert standin.jobs == {}
 
 
 def test_stop_and_throttling(standin: BedrockStandIn) -> None:

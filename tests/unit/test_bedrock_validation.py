@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
+from functools import cache
 from typing import Any
 
+import botocore.session
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sft_pipeline.jobs import Hyperparameters
+from sft_pipeline.jobs import SUFFIX_PATTERN, Hyperparameters
+from sft_pipeline.validation.bedrock_rules import custom_model_name, job_setting_problems
 from sft_pipeline.validation.catalog import (
     bedrock_spec,
     load_bedrock_catalog,
@@ -431,6 +437,74 @@ def test_unsupported_bedrock_models_are_refused_once_with_what_to_use(
     assert "Use one of: amazon.nova-micro-v1:0:128k (nova-micro)" in finding.message
 
 
+@pytest.mark.parametrize(
+    ("settings", "refused"),
+    [
+        ({"hyperparameters": Hyperparameters(n_epochs=6)}, "epochCount must be from 1 to 5, not 6"),
+        ({"hyperparameters": Hyperparameters(batch_size=8)}, "has no batch size"),
+        (
+            {"hyperparameters": Hyperparameters(learning_rate_multiplier=0.05)},
+            "learningRate must be from",
+        ),
+        ({"suffix": "tents__v2"}, 'suffix "tents__v2" does not fit'),
+        ({"suffix": "tents-"}, 'suffix "tents-" does not fit'),
+        ({"suffix": "a" * 47}, "a suffix may have at most 46"),
+    ],
+)
+def test_settings_bedrock_would_refuse_make_the_file_invalid(
+    run_validation: Validator, settings: dict[str, Any], refused: str
+) -> None:
+    report = run_validation(good_examples(10), model="nova-micro", **settings)
+    assert report.error_counts == {"invalid_job_setting": 1}
+    [finding] = report.errors
+    assert finding.line is None and refused in finding.message
+
+
+def test_settings_only_bedrock_refuses_leave_an_openai_file_valid(
+    run_validation: Validator,
+) -> None:
+    report = run_validation(
+        good_examples(10), hyperparameters=Hyperparameters(n_epochs=6), suffix="tents__v2"
+    )
+    assert report.valid, report.errors
+
+
+@cache
+def _model_name_rule() -> tuple[int, str]:
+    """Bedrock's own rule for customModelName, read from botocore's service model."""
+    operation = (
+        botocore.session.get_session()
+        .get_service_model("bedrock")
+        .operation_model("CreateModelCustomizationJob")
+    )
+    assert operation.input_shape is not None
+    rule = operation.input_shape.members["customModelName"].metadata
+    return rule["max"], rule["pattern"]
+
+
+def _bedrock_accepts_model_name(name: str) -> bool:
+    longest, pattern = _model_name_rule()
+    return len(name) <= longest and re.fullmatch(pattern, name) is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    suffix=st.from_regex(SUFFIX_PATTERN, fullmatch=True),
+    dataset_id=st.from_regex(r"[0-9a-f]{32}", fullmatch=True),
+)
+def test_a_suffix_is_refused_exactly_when_bedrock_would_refuse_the_name(
+    suffix: str, dataset_id: str
+) -> None:
+    refused = job_setting_problems("nova-micro", Hyperparameters(), suffix) != []
+    try:
+        name = custom_model_name(suffix, dataset_id)
+    except ValueError:
+        name = None
+    assert refused == (name is None)
+    assert refused != _bedrock_accepts_model_name(f"sft-{suffix}-{dataset_id[:12]}")
+    assert name is None or name == f"sft-{suffix}-{dataset_id[:12]}"
+
+
 def test_dpo_files_cannot_train_on_bedrock(run_validation: Validator) -> None:
     pairs = [
         {
@@ -475,7 +549,9 @@ def test_report_estimate_uses_the_nova_default_epochs(run_validation: Validator)
     report = run_validation(good_examples(500), model="nova-lite")
     assert report.estimate is not None
     assert (report.estimate.n_epochs, report.estimate.n_epochs_source) == (2, "auto")
-    requested = run_validation(good_examples(500), model="nova-lite", n_epochs=4)
+    requested = run_validation(
+        good_examples(500), model="nova-lite", hyperparameters=Hyperparameters(n_epochs=4)
+    )
     assert requested.estimate is not None
     assert requested.estimate.n_epochs == 4
 

@@ -30,7 +30,6 @@ from sft_pipeline.validation import (
     ValidationReport,
     validate,
 )
-from sft_pipeline.validation.catalog import bedrock_spec
 from sft_pipeline.validation.render import render_text
 
 
@@ -78,7 +77,8 @@ def ingest_upload(
             model=job_settings.base_model,
             provider=job_settings.provider,
             dataset_bucket=upload.bucket,
-            n_epochs=_requested_epochs(job_settings),
+            hyperparameters=job_settings.hyperparameters,
+            suffix=job_settings.suffix,
         ),
         validation_source,
     )
@@ -160,11 +160,6 @@ def _job_settings(metadata: dict[str, str], defaults: JobSettings) -> tuple[JobS
         return defaults, problem.problems
 
 
-def _requested_epochs(settings: JobSettings) -> int | None:
-    epochs = settings.hyperparameters.n_epochs
-    return epochs if isinstance(epochs, int) else None
-
-
 def _validation_source(
     storage: TrainingObjects, upload: UploadRef, settings: JobSettings
 ) -> DataSource | None:
@@ -177,7 +172,7 @@ def _rejection(
     report: ValidationReport, settings: JobSettings, setting_problems: list[str]
 ) -> str | None:
     """Add the pipeline's own refusals to the report; return the rejection code, if any."""
-    for problem in setting_problems + _provider_setting_problems(settings):
+    for problem in setting_problems:
         report.refuse("invalid_job_setting", f"Upload metadata: {problem}.")
     cap = settings.cost_cap_usd
     estimate = report.estimate
@@ -200,20 +195,6 @@ def _rejection(
         if code in report.error_counts and len(report.error_counts) == 1:
             return code
     return "invalid_training_file"
-
-
-def _provider_setting_problems(settings: JobSettings) -> list[str]:
-    """Hyperparameters the chosen provider's model cannot take, found before any job exists."""
-    if settings.provider != "bedrock":
-        return []
-    spec = bedrock_spec(settings.base_model)
-    if spec is None:
-        return []  # the validator reports the unsupported base model itself
-    try:
-        spec.hyperparameters_for(settings.hyperparameters)
-    except ValueError as invalid:
-        return [str(invalid)]
-    return []
 
 
 def _rejection_message(report: ValidationReport) -> str:

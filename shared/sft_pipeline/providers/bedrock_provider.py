@@ -43,6 +43,7 @@ from sft_pipeline.providers.converse_format import (
     to_converse,
 )
 from sft_pipeline.providers.nova_format import convert_jsonl
+from sft_pipeline.validation.bedrock_rules import custom_model_name
 from sft_pipeline.validation.catalog import BedrockModelSpec, bedrock_spec
 
 if TYPE_CHECKING:
@@ -169,10 +170,14 @@ class BedrockProvider:
     def create_job(self, request: JobRequest) -> ProviderJob:
         spec = self._spec(request.base_model)
         tags = [{"key": UPLOAD_TAG_KEY, "value": request.upload_tag}]
-        suffix = (request.suffix or "model").replace("_", "-")
+        try:
+            # The validator refused a suffix that breaks this rule before any data was converted.
+            model_name = custom_model_name(request.suffix, request.upload_tag)
+        except ValueError as invalid:
+            raise ProviderPermanentError("invalid_suffix", str(invalid)) from None
         arguments: dict[str, Any] = {
             "jobName": job_name(request.upload_tag),
-            "customModelName": f"sft-{suffix}-{request.upload_tag[:12]}",
+            "customModelName": model_name,
             "roleArn": self._config.role_arn,
             "baseModelIdentifier": request.base_model,
             "customizationType": "FINE_TUNING",

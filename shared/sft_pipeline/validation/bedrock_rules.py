@@ -20,7 +20,8 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from sft_pipeline.validation.catalog import BedrockModelSpec, load_bedrock_catalog
+from sft_pipeline.jobs import Hyperparameters
+from sft_pipeline.validation.catalog import BedrockModelSpec, bedrock_spec, load_bedrock_catalog
 from sft_pipeline.validation.formats import (
     AssistantMessage,
     ChatExample,
@@ -440,3 +441,54 @@ def spoken_content(message: AssistantMessage) -> str | Sequence[Any] | None:
     if content is None or not message.tool_calls:
         return content
     return None if all(not text.strip() for _, text in content_texts(content, "")) else content
+
+
+# ---------------------------------------------------------------- job settings
+
+# CreateModelCustomizationJob's customModelName (botocore's bedrock model): at most
+# 63 characters, each "-" or "_" after a letter or digit.
+CUSTOM_MODEL_NAME = re.compile(r"(?:[0-9a-zA-Z][_-]?){1,63}")
+CUSTOM_MODEL_NAME_MAX = 63
+UNNAMED_SUFFIX = "model"
+# Dataset ids are 32 lowercase hex digits; any stands in for one when checking a suffix.
+SAMPLE_DATASET_ID = "0" * 32
+
+
+def custom_model_name(suffix: str | None, dataset_id: str) -> str:
+    """``sft-<suffix>-<first 12 characters of the dataset id>``: one upload, one name.
+
+    Raises ValueError, saying what to change, when Bedrock would refuse the name.
+    """
+    middle = suffix or UNNAMED_SUFFIX
+    name = f"sft-{middle}-{dataset_id[:12]}"
+    rule = "Bedrock names the custom model sft-<suffix>-<12 characters of the dataset id>"
+    if len(name) > CUSTOM_MODEL_NAME_MAX:
+        room = CUSTOM_MODEL_NAME_MAX - (len(name) - len(middle))
+        raise ValueError(
+            f'suffix "{middle}" has {len(middle)} characters; {rule} in at most '
+            f"{CUSTOM_MODEL_NAME_MAX} characters, so a suffix may have at most {room}"
+        )
+    if not CUSTOM_MODEL_NAME.fullmatch(name):
+        raise ValueError(
+            f'suffix "{middle}" does not fit the name Bedrock requires ({rule}): a "-" or "_" '
+            "must stand between two letters or digits, never two in a row nor one at the end"
+        )
+    return name
+
+
+def job_setting_problems(
+    base_model: str, hyperparameters: Hyperparameters, suffix: str | None
+) -> list[str]:
+    """What Bedrock would refuse in a job's settings for ``base_model``, in words."""
+    problems = []
+    spec = bedrock_spec(base_model)
+    if spec is not None:
+        try:
+            spec.hyperparameters_for(hyperparameters)
+        except ValueError as invalid:
+            problems.append(f"Amazon Bedrock would refuse the job: {invalid}.")
+    try:
+        custom_model_name(suffix, SAMPLE_DATASET_ID)
+    except ValueError as invalid:
+        problems.append(f"{invalid}.")
+    return problems

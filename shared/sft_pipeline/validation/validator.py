@@ -15,11 +15,12 @@ from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Annotated, BinaryIO
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from sft_pipeline.validation.bedrock_rules import NovaTarget
+from sft_pipeline.jobs import SUFFIX_PATTERN, Hyperparameters
+from sft_pipeline.validation.bedrock_rules import NovaTarget, job_setting_problems
 from sft_pipeline.validation.catalog import (
     Provider,
     load_bedrock_catalog,
@@ -62,11 +63,15 @@ ProgressCallback = Callable[[int], None]
 
 
 class ValidationOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     data_format: DataFormat = "chat"
     model: str = Field(default_factory=lambda: load_catalog().default_model)
     # None: the provider whose table knows the model (catalog.provider_of), else OpenAI.
     provider: Provider | None = None
-    n_epochs: int | None = Field(default=None, ge=1, le=50)
+    # The job's settings: the estimate's epochs, and what the provider refuses before any job.
+    hyperparameters: Hyperparameters = Hyperparameters()
+    suffix: Annotated[str, Field(pattern=SUFFIX_PATTERN.pattern)] | None = None
     max_findings_per_code: int = Field(default=20, ge=1)
     # OpenAI's minimum; Bedrock's record bounds come from its model table.
     min_examples: int = Field(default=OPENAI_MIN_EXAMPLES, ge=1)
@@ -303,7 +308,7 @@ def _validate(
             opts.model,
             store.billable_tokens(run.token_limit),
             train.valid_examples,
-            opts.n_epochs,
+            None if opts.hyperparameters.n_epochs == "auto" else opts.hyperparameters.n_epochs,
             opts.today,
             provider=run.model.provider,
         )
@@ -322,11 +327,17 @@ def _validate(
 
 
 def _target_checks(run: _Run) -> None:
-    """Whether the provider can train this kind of file on this model at all."""
+    """Whether the provider can train this kind of file on this model, with these settings."""
     if run.model.provider != "bedrock":
         return
     if run.model.unsupported_reason is not None:
         run.errors.add(Finding(code="unsupported_base_model", message=run.model.unsupported_reason))
+    elif run.model.base_model is not None:
+        opts = run.options
+        for problem in job_setting_problems(
+            run.model.base_model, opts.hyperparameters, opts.suffix
+        ):
+            run.errors.add(Finding(code="invalid_job_setting", message=problem))
     if run.options.data_format != "chat":
         run.errors.add(
             Finding(
