@@ -5,7 +5,11 @@ express: an error refuses the example (the job would fail, or train on something
 other than what the file says), a warning names a field the conversion drops. A
 dropped field is only worth a warning when it means something: a message ``name``,
 ``parallel_tool_calls: false``, ``strict: true`` and an image ``detail`` other than
-``auto``. Pure functions, no AWS calls; every Bedrock fact comes from the catalog.
+``auto``. :func:`job_setting_problems` lists the job settings Bedrock would refuse,
+and :func:`custom_model_name` is the one rule that names the custom model.
+
+Pure functions, no AWS calls. Model facts come from the catalog; the API's fixed
+patterns (ids, names) are constants here, as botocore's service models state them.
 The converter (providers.nova_format) builds on these rules, never the reverse.
 """
 
