@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, NamedTuple, TypedDict
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, NonNegativeInt
 
 from sft_pipeline.jobs import UploadRef
+from sft_pipeline.redaction import redact_secrets
 
 # Stack parameters and upload metadata that the hints tell people to change.
 MAX_JOB_DURATION_PARAMETER = "MaxJobDurationHours"
@@ -43,13 +44,17 @@ class Outcome(StrEnum):
     REJECTED = "rejected"
 
 
-def _clipped(limit: int) -> BeforeValidator:
-    def clip(value: object) -> object:
-        if isinstance(value, str) and len(value) > limit:
-            return value[: limit - 1] + "…"
-        return value
+def _shown(limit: int) -> BeforeValidator:
+    """Text from outside (provider errors, reports) as people may see it: any secret in it
+    redacted (the last guard; the provider adapters redact first), then clipped."""
 
-    return BeforeValidator(clip)
+    def clean(value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        value = redact_secrets(value)
+        return value[: limit - 1] + "…" if len(value) > limit else value
+
+    return BeforeValidator(clean)
 
 
 class DatasetRef(BaseModel):
@@ -102,16 +107,16 @@ class Notification(BaseModel):
     train_loss: float | None = None
     valid_loss: float | None = None
     error_code: str | None = None
-    error_message: Annotated[str | None, _clipped(MAX_ERROR_CHARS)] = None
+    error_message: Annotated[str | None, _shown(MAX_ERROR_CHARS)] = None
     # How many times the workflow retried the call that finally failed, when it knows.
     retries: NonNegativeInt | None = None
     report_uri: str | None = None
-    validation_summary: Annotated[str | None, _clipped(MAX_ERROR_CHARS)] = None
+    validation_summary: Annotated[str | None, _shown(MAX_ERROR_CHARS)] = None
     console_url: str | None = None
     # The pipeline's own OpenAI-compatible API, when the stack has one.
     api_base_url: str | None = None
     # How the new model can be called, when that needs a word (a deployment, a cost).
-    serving_note: Annotated[str | None, _clipped(MAX_ERROR_CHARS)] = None
+    serving_note: Annotated[str | None, _shown(MAX_ERROR_CHARS)] = None
 
     @property
     def duration_seconds(self) -> int | None:

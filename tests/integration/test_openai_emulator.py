@@ -40,6 +40,8 @@ from sft_local.openai_emulator import (
     OpenAIEmulator,
 )
 from sft_local.openai_emulator.app import ApiResponse, EmulatorApp
+from sft_pipeline.providers.base import ProviderPermanentError
+from sft_pipeline.providers.openai_provider import OpenAIProvider
 
 START = 1_750_000_000.0
 TIMELINE = JobTimeline(validating=10, queued=20, running=60)
@@ -703,6 +705,21 @@ def test_missing_and_wrong_keys_get_401() -> None:
         assert wrong.value.code == "invalid_api_key"
         assert "sk-wrong-key" not in str(wrong.value), "the key is redacted"
         assert OpenAI(base_url=keyed.base_url, api_key="sk-right-key").models.list().data
+
+
+def test_the_adapter_redacts_the_key_openai_quotes_in_its_401() -> None:
+    key = "sk-proj-" + "Ab3d" * 10 + "Qx9Z"
+    with OpenAIEmulator(api_key="sk-right-key") as keyed:
+        with pytest.raises(openai.AuthenticationError) as quoted:
+            OpenAI(base_url=keyed.base_url, api_key=key, max_retries=0).models.list()
+        assert "Qx9Z" in quoted.value.message, "the emulator quotes the key as OpenAI does"
+        adapter = OpenAIProvider(OpenAI(base_url=keyed.base_url, api_key=key, max_retries=0))
+        with pytest.raises(ProviderPermanentError) as refused:
+            adapter.find_job("dataset-1")
+    assert refused.value.code == "authentication_failed"
+    assert "Incorrect API key provided: sk-[redacted]." in refused.value.message
+    assert "Qx9Z" not in str(refused.value)
+    assert "sk-proj-Ab3d" not in str(refused.value)
 
 
 def test_request_log_records_every_answer(

@@ -280,8 +280,12 @@ class EmulatorApp:
                 "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
             )
         if self._api_key is not None and key.strip() != self._api_key:
+            # Word for word OpenAI's, which quotes the key's first and last characters.
             raise ApiError(
-                401, f"Incorrect API key provided: {_redacted(key)}.", code="invalid_api_key"
+                401,
+                f"Incorrect API key provided: {_redacted(key.strip())}. You can find your API "
+                "key at https://platform.openai.com/account/api-keys.",
+                code="invalid_api_key",
             )
 
     # Files

@@ -43,6 +43,7 @@ from sft_pipeline.providers.converse_format import (
     to_converse,
 )
 from sft_pipeline.providers.nova_format import convert_jsonl
+from sft_pipeline.redaction import redact_secrets
 from sft_pipeline.validation.bedrock_rules import custom_model_name
 from sft_pipeline.validation.catalog import BedrockModelSpec, bedrock_spec
 
@@ -79,9 +80,10 @@ class BedrockConfig:
 
 
 def _translate(error: Exception) -> ProviderError:
+    """Bedrock's error as the port's; its text redacted, as every provider's is."""
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "ClientError")
-        message = error.response.get("Error", {}).get("Message", str(error))
+        message = redact_secrets(error.response.get("Error", {}).get("Message", str(error)))
         if code in THROTTLING_CODES:
             return ProviderRateLimitError("throttled", message, None)
         if code in TRANSIENT_CODES:
@@ -205,6 +207,7 @@ class BedrockProvider:
         # What Bedrock trained with: the values sent, and the model's defaults for the rest.
         defaults = {name: r.default for name, r in spec.hyperparameters.items()} if spec else {}
         sent = {k: _number(v) for k, v in job.get("hyperParameters", {}).items()}
+        failure = job.get("failureMessage") if failed else None
         return ProviderJob(
             job_id=job["jobArn"],
             status=status,
@@ -215,7 +218,7 @@ class BedrockProvider:
             finished_at=_timestamp(job.get("endTime")),
             hyperparameters={**defaults, **sent},
             error_code="bedrock_job_failed" if failed else None,
-            error_message=job.get("failureMessage") if failed else None,
+            error_message=redact_secrets(failure) if failure else None,
         )
 
     def cancel_job(self, job_id: str) -> ProviderJob:

@@ -33,6 +33,7 @@ from sft_pipeline.providers.base import (
     ServingStatus,
     TrainingMetrics,
 )
+from sft_pipeline.redaction import redact_secrets
 
 UPLOAD_TAG_KEY = "sft_upload"
 FILES_API_LIMIT = 512 * 1024 * 1024
@@ -68,7 +69,12 @@ def _retry_after(exc: openai.APIStatusError) -> float | None:
 
 
 def translate_error(exc: openai.OpenAIError) -> ProviderError:
-    """Map the SDK's exceptions onto the port's transient / rate-limited / permanent split."""
+    """Map the SDK's exceptions onto the port's transient / rate-limited / permanent split.
+
+    The provider's text is redacted here (OpenAI's 401 quotes the key it was sent), so
+    nothing downstream ever holds a secret.
+    """
+    message = redact_secrets(exc.message if isinstance(exc, openai.APIError) else str(exc))
     if isinstance(exc, openai.APITimeoutError):
         return ProviderTransientError("timeout", "OpenAI did not answer in time")
     if isinstance(exc, openai.APIConnectionError):
@@ -77,17 +83,17 @@ def translate_error(exc: openai.OpenAIError) -> ProviderError:
         code = _error_code(exc, "rate_limit_exceeded")
         wait = _retry_after(exc)
         if code in QUOTA_CODES or (wait is not None and wait > MAX_RATE_LIMIT_WAIT):
-            return ProviderPermanentError(code, exc.message)
-        return ProviderRateLimitError(code, exc.message, wait)
+            return ProviderPermanentError(code, message)
+        return ProviderRateLimitError(code, message, wait)
     if isinstance(exc, openai.AuthenticationError):
-        return ProviderPermanentError("authentication_failed", exc.message)
+        return ProviderPermanentError("authentication_failed", message)
     if isinstance(exc, openai.PermissionDeniedError):
-        return ProviderPermanentError("fine_tuning_unavailable", exc.message)
+        return ProviderPermanentError("fine_tuning_unavailable", message)
     if isinstance(exc, openai.APIStatusError):
         if exc.status_code >= 500 or exc.status_code in (408, 409):
-            return ProviderTransientError(f"http_{exc.status_code}", exc.message)
-        return ProviderPermanentError(_error_code(exc, f"http_{exc.status_code}"), exc.message)
-    return ProviderPermanentError("openai_error", str(exc))
+            return ProviderTransientError(f"http_{exc.status_code}", message)
+        return ProviderPermanentError(_error_code(exc, f"http_{exc.status_code}"), message)
+    return ProviderPermanentError("openai_error", message)
 
 
 def to_provider_job(job: FineTuningJob) -> ProviderJob:
@@ -107,7 +113,7 @@ def to_provider_job(job: FineTuningJob) -> ProviderJob:
         result_files=list(job.result_files),
         # While validating, OpenAI may send an empty error object: only a code counts.
         error_code=error.code if error and error.code else None,
-        error_message=error.message if error and error.code else None,
+        error_message=redact_secrets(error.message) if error and error.code else None,
     )
 
 
