@@ -1,5 +1,6 @@
-"""API Gateway REQUEST authorizer: a valid bearer key gets in, and its hash becomes the
-usage-plan key, so API Gateway throttles each key on its own."""
+"""API Gateway REQUEST authorizer: a valid bearer key gets in, its hash becomes the
+usage-plan key, so API Gateway throttles each key on its own, and its scope goes to the
+API function, which refuses control routes to inference keys."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def lambda_handler(
     policy = APIGatewayAuthorizerResponse.from_route_arn(
         event.method_arn,
         principal_id=key.key_id,
-        context={"key_id": key.key_id},
+        context={"key_id": key.key_id, "scope": key.scope},
         usage_identifier_key=key.key_hash,
     )
     # One decision for every route: API Gateway caches it per key.

@@ -26,7 +26,6 @@ from sft_local.template import resources_of_type
 API_LOGICAL_ID = "InferenceApi"
 # API Gateway refuses larger payloads before any function runs.
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
-MISSING_ROUTE = {"message": "Missing Authentication Token"}
 
 
 @dataclass(frozen=True)
@@ -91,6 +90,8 @@ def gateway_config(stack: LocalStack) -> GatewayConfig:
             function_name = stack.ref(logical)
             routes.append(Route(props["Method"].upper(), props["Path"]))
     throttle = auth["UsagePlan"]["Throttle"]
+    # DEFAULT_4XX / DEFAULT_5XX keep the status of what they dress (and render $context
+    # variables); this gateway answers only with the named responses, which set a status.
     responses = {
         name: (
             int(spec["StatusCode"]),
@@ -101,6 +102,7 @@ def gateway_config(stack: LocalStack) -> GatewayConfig:
             spec["ResponseTemplates"]["application/json"],
         )
         for name, spec in api.get("GatewayResponses", {}).items()
+        if "StatusCode" in spec
     }
     return GatewayConfig(
         routes=routes,
@@ -131,7 +133,8 @@ class LocalGateway:
         path, _, query = raw_path.partition("?")
         matched = self._route(method, urlsplit(path).path)
         if matched is None:
-            return 403, {"Content-Type": "application/json"}, json.dumps(MISSING_ROUTE).encode()
+            # No route for this path, or not for this method: API Gateway asks for no key first.
+            return self._gateway_response("MISSING_AUTHENTICATION_TOKEN")
         route, parameters = matched
         if len(body) > MAX_PAYLOAD_BYTES:
             return self._gateway_response("REQUEST_TOO_LARGE")

@@ -79,10 +79,14 @@ def follow(stack: LocalStack, upload: UploadRef) -> str:
 
 def call_through_the_api(stack: LocalStack, server: LocalApiServer, model_id: str) -> None:
     """The last step a user takes: an OpenAI client, pointed at this API, calls the model."""
-    key = issue_key(Registry(stack.table()), "demo")
-    version = point_alias(server, key, DEMO_ALIAS, model_id)
+    registry = Registry(stack.table())
+    key = issue_key(registry, "demo")
+    admin_key = issue_key(registry, "demo admin", "admin")
+    version = point_alias(server, admin_key, DEMO_ALIAS, model_id)
     say()
     say(f"8. The API on {server.base_url}: alias {DEMO_ALIAS} (version {version}) -> {model_id}")
+    say(f"   inference key (chat completions, models): {key}")
+    say(f"   admin key (also jobs, cancel, aliases):    {admin_key}")
     say(f'   client = openai.OpenAI(base_url="{server.base_url}", api_key="{key[:12]}...")')
     client = openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0)
     question = "My Summit 2 tent arrived with a broken pole. What can you do?"

@@ -1,8 +1,9 @@
 """``sft local api``: the inference API on 127.0.0.1, on the local stack.
 
 Trains the shipped sample (unless told not to) so there is a model to call,
-points the alias ``support-bot`` at it, issues an API key and serves until
-interrupted. Point any OpenAI client at the printed base URL.
+points the alias ``support-bot`` at it, issues an API key of each scope (inference
+and admin) and serves until interrupted. Point any OpenAI client at the printed
+base URL.
 """
 
 from __future__ import annotations
@@ -16,17 +17,17 @@ from typing import TextIO
 from sft_local.api_server import LocalApiServer
 from sft_local.stack import REPO, LocalStack
 from sft_pipeline.adapters.registry import Registry
-from sft_pipeline.api_keys import new_key
+from sft_pipeline.api_keys import KeyScope, new_key
 
 SAMPLE = REPO / "samples" / "customer_support.jsonl"
 DEMO_ALIAS = "support-bot"
 LOG_FILE = REPO / ".local" / "function-logs.jsonl"
 
 
-def issue_key(registry: Registry, name: str) -> str:
+def issue_key(registry: Registry, name: str, scope: KeyScope = "inference") -> str:
     """A new API key: the secret is returned once, only its hash is stored. The local
     gateway throttles by that hash itself, so no usage-plan key is needed here."""
-    secret, record = new_key(name, dt.datetime.now(dt.UTC))
+    secret, record = new_key(name, dt.datetime.now(dt.UTC), scope)
     registry.put_api_key(record)
     return secret
 
@@ -67,15 +68,18 @@ def serve(port: int, train: bool, out: TextIO, stop: threading.Event | None = No
         LocalApiServer(stack, port=port) as server,
     ):
         stack.override_environment({"API_BASE_URL": server.base_url})
-        key = issue_key(Registry(stack.table()), "local")
+        registry = Registry(stack.table())
+        key = issue_key(registry, "local")
+        admin_key = issue_key(registry, "local admin", "admin")
         lines = [
             f"SFT Pipeline API on {server.base_url}",
-            f"  API key: {key}",
+            f"  inference key (chat completions, models): {key}",
+            f"  admin key (also jobs, cancel, aliases):    {admin_key}",
             f"  function logs: {LOG_FILE.relative_to(REPO)}",
         ]
         if train:
             model = train_sample(stack)
-            point_alias(server, key, DEMO_ALIAS, model)
+            point_alias(server, admin_key, DEMO_ALIAS, model)
             lines += [f"  trained {model}", f"  alias {DEMO_ALIAS} -> {model}"]
         lines += [
             "",

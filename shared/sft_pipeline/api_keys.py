@@ -4,6 +4,9 @@ A key is shown to its owner once and never stored: the registry keeps its
 SHA-256 hash, and lists and logs name it by a short id derived from that hash.
 A plain (unsalted, fast) hash is enough because a key carries 256 random bits,
 far beyond any guessing; it also makes the lookup a single read by hash.
+
+Each key has a scope: ``inference`` keys may call chat completions and list the
+models; ``admin`` keys may also read and cancel jobs and repoint aliases.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import hashlib
 import re
 import secrets
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -26,6 +29,10 @@ _KEY_ID_HEX_CHARS = 12
 KEY_NAME = re.compile(r"^[A-Za-z0-9 _.-]{1,64}$")
 _HASH_PATTERN = r"^[0-9a-f]{64}$"
 _BEARER = re.compile(r"\s*bearer\s+(\S+)\s*", re.IGNORECASE)
+
+KeyScope = Literal["inference", "admin"]
+# Least privilege: new keys, and keys stored before scopes existed, may only call models.
+DEFAULT_SCOPE: KeyScope = "inference"
 
 
 def generate_key() -> str:
@@ -65,6 +72,7 @@ class ApiKeyRecord(BaseModel):
     key_hash: Annotated[str, Field(pattern=_HASH_PATTERN)]
     created_at: datetime
     revoked_at: datetime | None = None
+    scope: KeyScope = DEFAULT_SCOPE
     # The API Gateway API key (its value is the hash) that throttles this key's requests.
     usage_key_id: str | None = None
 
@@ -79,8 +87,11 @@ class ApiKeyRecord(BaseModel):
         return self.revoked_at is None
 
 
-def new_key(name: str, now: datetime) -> tuple[str, ApiKeyRecord]:
+def new_key(name: str, now: datetime, scope: KeyScope = DEFAULT_SCOPE) -> tuple[str, ApiKeyRecord]:
     """A fresh key and the record to store for it. The key must be shown once, then dropped."""
     secret = generate_key()
     hash_ = key_hash(secret)
-    return secret, ApiKeyRecord(key_id=key_id_of(hash_), name=name, key_hash=hash_, created_at=now)
+    record = ApiKeyRecord(
+        key_id=key_id_of(hash_), name=name, key_hash=hash_, created_at=now, scope=scope
+    )
+    return secret, record

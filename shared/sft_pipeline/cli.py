@@ -17,12 +17,19 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO, get_args
 
 from sft_pipeline.adapters.registry import ApiKeyNotFound, Registry
 from sft_pipeline.adapters.stack_outputs import StackNotFoundError, stack_outputs
 from sft_pipeline.adapters.usage_keys import UsageKeys
-from sft_pipeline.api_keys import KEY_NAME, ApiKeyRecord, looks_like_key, new_key
+from sft_pipeline.api_keys import (
+    DEFAULT_SCOPE,
+    KEY_NAME,
+    ApiKeyRecord,
+    KeyScope,
+    looks_like_key,
+    new_key,
+)
 from sft_pipeline.validation import DataSource, ValidationOptions, ValidationReport, validate
 from sft_pipeline.validation.catalog import load_catalog
 from sft_pipeline.validation.progress import ProgressBar
@@ -227,6 +234,13 @@ def _add_keys_commands(commands: Any) -> None:
         help="who or what the key is for: 1-64 letters, digits, spaces, '_', '.', '-'",
     )
     create.add_argument(
+        "--scope",
+        choices=get_args(KeyScope),
+        default=DEFAULT_SCOPE,
+        help="inference: chat completions and the model list; admin: also jobs, cancelling "
+        "and aliases (default: %(default)s)",
+    )
+    create.add_argument(
         "--usage-plan-id",
         metavar="ID",
         help="API Gateway usage plan that throttles the key (default: the stack's UsagePlanId)",
@@ -302,7 +316,7 @@ def _create(args: argparse.Namespace, session: Session, target: _Target) -> int:
     """Issue a key. It is printed once and cannot be shown again: only its hash is stored.
     With a usage plan (--usage-plan-id, or the stack's UsagePlanId output) the key is
     throttled on its own."""
-    secret, record = new_key(args.name, datetime.now(UTC))
+    secret, record = new_key(args.name, datetime.now(UTC), args.scope)
     usage_plan_id = args.usage_plan_id or target.usage_plan_id
     # The usage key first: the API requires one, so a stored key without it would be refused.
     if usage_plan_id:
@@ -314,7 +328,10 @@ def _create(args: argparse.Namespace, session: Session, target: _Target) -> int:
         _print_json({"key": secret, **_public(record)})
         print(warning, file=sys.stderr)
     else:
-        print(f"Created API key {record.key_id} ({record.name}).\n\n    {secret}\n\n{warning}")
+        print(
+            f"Created {record.scope} API key {record.key_id} ({record.name}).\n\n"
+            f"    {secret}\n\n{warning}"
+        )
     if not usage_plan_id:
         print(
             "sft: warning: no usage plan, so no usage key: an API that requires one, as the "
@@ -325,7 +342,7 @@ def _create(args: argparse.Namespace, session: Session, target: _Target) -> int:
 
 
 def _list(args: argparse.Namespace, session: Session, target: _Target) -> int:
-    """List the keys, newest first: id, name, when created and when revoked."""
+    """List the keys, newest first: id, name, scope, when created and when revoked."""
     records = _registry(session, target).list_api_keys()
     if args.json:
         _print_json([_public(record) for record in records])
@@ -333,8 +350,8 @@ def _list(args: argparse.Namespace, session: Session, target: _Target) -> int:
     if not records:
         print("No API keys.")
         return EXIT_OK
-    rows = [("KEY ID", "NAME", "CREATED", "REVOKED")]
-    rows += [(r.key_id, r.name, _when(r.created_at), _when(r.revoked_at)) for r in records]
+    rows = [("KEY ID", "NAME", "SCOPE", "CREATED", "REVOKED")]
+    rows += [(r.key_id, r.name, r.scope, _when(r.created_at), _when(r.revoked_at)) for r in records]
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         print(

@@ -14,6 +14,7 @@ from sft_local.api_server import LocalApiServer
 from sft_local.serve import issue_key
 from sft_local.stack import LocalStack
 from sft_pipeline.adapters.registry import Registry
+from sft_pipeline.api_keys import KeyScope
 
 NOW = dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC)
 
@@ -50,5 +51,5 @@ class Api:
             return error.code, dict(error.headers), json.loads(error.read() or b"null")
 
 
-def new_key(registry: Registry, name: str) -> str:
-    return issue_key(registry, name)
+def new_key(registry: Registry, name: str, scope: KeyScope = "inference") -> str:
+    return issue_key(registry, name, scope)

@@ -4,13 +4,20 @@ registry, and the OpenAI emulator behind it."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import random
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 
 import openai
 import pytest
 
 from sft_local.api_server import LocalApiServer
+from sft_local.serve import serve
 from sft_local.stack import LocalStack
 from sft_pipeline.adapters.registry import Registry
 from sft_pipeline.api import routes
@@ -30,7 +37,7 @@ def api() -> Iterator[Api]:
         stack.settle()
         registry = Registry(stack.table())
         [model] = registry.list_models()
-        yield Api(stack, server, new_key(registry, "tests"), model.model_id)
+        yield Api(stack, server, new_key(registry, "tests", "admin"), model.model_id)
 
 
 def test_chat_with_the_fine_tuned_model(api: Api) -> None:
@@ -174,3 +181,88 @@ def test_jobs_show_lineage_and_events(api: Api) -> None:
     assert detail["report_uri"].startswith("s3://") and detail["events"]
     assert detail["train_loss"] is not None and detail["hyperparameters"]["n_epochs"] == 3
     assert api.call("GET", "/jobs/ftjob-missing")[0] == 404
+
+
+def test_an_inference_key_calls_models_but_no_control_route(api: Api) -> None:
+    inference = new_key(Registry(api.stack.table()), "web app")
+    client = api.client(inference)
+    answer = client.chat.completions.create(
+        model=api.model_id, messages=[{"role": "user", "content": "Hi"}]
+    )
+    assert answer.choices[0].message.content == f"[{api.model_id}] Hi"
+    assert api.model_id in {model.id for model in client.models.list().data}
+    [job] = [j for j in api.call("GET", "/jobs")[2]["data"] if j["model_id"] == api.model_id]
+    for method, path, body in (
+        ("GET", "/jobs", None),
+        ("GET", f"/jobs/{job['job_id']}", None),
+        ("POST", f"/jobs/{job['job_id']}/cancel", None),
+        ("PUT", "/aliases/scoped", {"model": api.model_id}),
+    ):
+        status, _, refused = api.call(method, path, body, key=inference)
+        assert status == 403, (method, path)
+        assert set(refused["error"]) == {"message", "type", "param", "code"}
+        assert refused["error"]["code"] == "insufficient_scope"
+    assert "scoped" not in {model.id for model in client.models.list().data}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/nothing"),
+        ("GET", "/v1/chat/completions"),
+        ("DELETE", "/aliases/support-bot"),
+        ("POST", "/v1/models"),
+        ("GET", "/"),
+    ],
+)
+@pytest.mark.parametrize("key", [None, ""])
+def test_unknown_routes_and_methods_get_openais_404(
+    api: Api, method: str, path: str, key: str | None
+) -> None:
+    status, headers, body = api.call(method, path, key=key)
+    assert status == 404
+    assert headers["Content-Type"] == "application/json"
+    assert body == {
+        "error": {
+            "message": "No such route: check the method and the path.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "not_found",
+        }
+    }
+
+
+def test_the_sdk_sees_an_unknown_route_as_not_found(api: Api) -> None:
+    with pytest.raises(openai.NotFoundError) as missing:
+        api.client().get("/embeddings", cast_to=object)
+    assert missing.value.code == "not_found"
+
+
+def test_sft_local_api_prints_a_key_of_each_scope() -> None:
+    printed, stop = io.StringIO(), threading.Event()
+    serving = threading.Thread(target=serve, args=(0, False, printed, stop))
+    serving.start()
+    try:
+        while "Ctrl-C" not in printed.getvalue() and serving.is_alive():
+            time.sleep(0.05)
+        text = printed.getvalue()
+        base_url = re.search(r"SFT Pipeline API on (\S+)", text)
+        inference = re.search(r"inference key \(.*\): *(sk-sft-\S+)", text)
+        admin = re.search(r"admin key \(.*\): *(sk-sft-\S+)", text)
+        assert base_url and inference and admin, text
+        root = base_url[1].removesuffix("/v1")
+        for key, jobs_status in ((inference[1], 403), (admin[1], 200)):
+            assert _get(root + "/v1/models", key) == 200
+            assert _get(root + "/jobs", key) == jobs_status
+    finally:
+        stop.set()
+        serving.join(timeout=30)
+
+
+def _get(url: str, key: str) -> int:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as refused:
+        return refused.code

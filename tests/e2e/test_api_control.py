@@ -16,7 +16,10 @@ def test_each_key_is_throttled_on_its_own() -> None:
         LocalApiServer(stack) as server,
     ):
         registry = Registry(stack.table())
-        greedy, patient = new_key(registry, "greedy"), new_key(registry, "patient")
+        greedy, patient = (
+            new_key(registry, "greedy", "admin"),
+            new_key(registry, "patient", "admin"),
+        )
         api = Api(stack, server, patient, "")
         statuses = [api.call("GET", "/jobs", key=greedy)[0] for _ in range(6)]
         assert statuses[:3] == [200, 200, 200] and 429 in statuses[3:]
@@ -32,7 +35,7 @@ def test_each_key_is_throttled_on_its_own() -> None:
 def test_cancel_a_running_job() -> None:
     slow = JobTimeline(validating=0.2, queued=0.2, running=600.0)
     with LocalStack(timeline=slow) as stack, LocalApiServer(stack) as server:
-        key = new_key(Registry(stack.table()), "ops")
+        key = new_key(Registry(stack.table()), "ops", "admin")
         api = Api(stack, server, key, "")
         upload = stack.upload(SUPPORT_SET, "training/support.jsonl")
         stack.settle()

@@ -52,7 +52,7 @@ def test_bedrock_happy_path_trains_deploys_and_serves(stack: LocalStack) -> None
 
     with LocalApiServer(stack) as server:
         # Until the deployment is active, the API answers 503 model_deploying (seen below).
-        key = issue_key(registry, "tests")
+        key = issue_key(registry, "tests", "admin")
         point_alias(server, key, "nova-bot", model.model_id)
         client = openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0)
         if stack.bedrock.deployments[model.serving_model].status == "Creating":

@@ -22,3 +22,5 @@ def test_demo_trains_registers_and_notifies(capsys: pytest.CaptureFixture[str]) 
     assert '"blocks"' in out  # the Slack message
     assert "-> rejected (invalid_training_file)" in out
     assert f"assistant: [{model_id.group(1)}] My Summit 2 tent arrived" in out
+    assert re.search(r"inference key \(chat completions, models\): *sk-sft-", out)
+    assert re.search(r"admin key \(also jobs, cancel, aliases\): *sk-sft-", out)

@@ -27,13 +27,15 @@ from sft_pipeline import runtime
 from sft_pipeline.adapters.registry import DatasetRecord, JobRecord, ModelRecord, Registry
 from sft_pipeline.aliases import single
 from sft_pipeline.api import routes
-from sft_pipeline.api.models import AliasView, JobList, JobView, ModelList
+from sft_pipeline.api.auth import INFERENCE_ROUTES
+from sft_pipeline.api.models import AliasView, ErrorBody, JobList, JobView, ModelList
 from sft_pipeline.api.service import LookupCache
-from sft_pipeline.api_keys import bearer_token, looks_like_key
+from sft_pipeline.api_keys import KeyScope, bearer_token, looks_like_key, new_key
 from sft_pipeline.jobs import JobState, UploadRef
 from sft_pipeline.providers.base import ProviderJob
 from sft_pipeline.settings import PipelineSettings
 from tests.fakes import FakeProvider, LambdaContext, make_registry
+from tests.unit.test_handlers import handler
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -234,3 +236,108 @@ def test_authorizer_event_matches_the_api_authorizer() -> None:
     assert token is not None
     assert looks_like_key(token)
     assert event.method_arn.startswith("arn:aws:execute-api:")
+
+
+# Key scopes
+
+
+def with_scope(raw: dict[str, Any], scope: str | None) -> dict[str, Any]:
+    """The sample event as API Gateway sends it for a key of ``scope`` (None: no scope)."""
+    event = json.loads(json.dumps(raw))
+    authorizer = event["requestContext"]["authorizer"]
+    authorizer.pop("scope", None)
+    if scope is not None:
+        authorizer["scope"] = scope
+    return event
+
+
+def test_inference_routes_are_routes_of_the_template() -> None:
+    assert template_routes() >= INFERENCE_ROUTES
+
+
+@pytest.mark.usefixtures("seeded_api")
+@pytest.mark.parametrize("scope", ["inference", None, "", "Admin"])
+@pytest.mark.parametrize("name", API_EVENTS)
+def test_control_routes_answer_403_to_any_key_but_an_admin_key(
+    name: str, scope: str | None
+) -> None:
+    raw = with_scope(load(name), scope)
+    response = routes.handle(raw, LambdaContext())  # type: ignore[arg-type]
+    event = APIGatewayProxyEvent(raw)
+    if (event.http_method, event.resource) in INFERENCE_ROUTES:
+        assert response["statusCode"] == 200, response["body"]
+        return
+    assert response["statusCode"] == 403
+    error = ErrorBody.model_validate_json(response["body"]).error
+    assert (error.type, error.code, error.param) == (
+        "invalid_request_error",
+        "insufficient_scope",
+        None,
+    )
+    assert "admin key" in error.message
+
+
+@pytest.mark.usefixtures("seeded_api")
+def test_a_refused_cancel_cancels_nothing() -> None:
+    raw = with_scope(load("api_cancel_job.json"), "inference")
+    assert routes.handle(raw, LambdaContext())["statusCode"] == 403  # type: ignore[arg-type]
+    provider = runtime.inference_provider("openai")
+    assert isinstance(provider, FakeProvider)
+    assert provider.jobs[RUNNING_JOB].status == "running"
+
+
+@pytest.mark.parametrize("scope", ["inference", "admin"])
+def test_the_authorizer_hands_the_keys_scope_to_the_api(
+    monkeypatch: pytest.MonkeyPatch, scope: KeyScope
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        registry = make_registry()
+        secret, record = new_key("web app", NOW, scope)
+        registry.put_api_key(record)
+        monkeypatch.setattr(runtime, "registry", lambda: registry)
+        raw = load("api_authorizer_request.json")
+        raw["headers"]["Authorization"] = f"Bearer {secret}"
+        policy = handler("api_authorizer")(raw, LambdaContext())
+    assert policy["context"] == {"key_id": record.key_id, "scope": scope}
+    assert policy["usageIdentifierKey"] == record.key_hash
+
+
+# Gateway responses
+
+
+def gateway_responses() -> dict[str, dict[str, Any]]:
+    template = load_template(ROOT / "template.yaml")
+    [api] = resources_of_type(template, "AWS::Serverless::Api").values()
+    responses: dict[str, dict[str, Any]] = api["Properties"]["GatewayResponses"]
+    return responses
+
+
+def test_an_unknown_route_or_method_is_openais_404_not_a_missing_token() -> None:
+    response = gateway_responses()["MISSING_AUTHENTICATION_TOKEN"]
+    assert response["StatusCode"] == 404
+    body = ErrorBody.model_validate_json(response["ResponseTemplates"]["application/json"])
+    assert (body.error.type, body.error.code) == ("invalid_request_error", "not_found")
+
+
+@pytest.mark.parametrize("name", sorted(gateway_responses()))
+def test_every_gateway_response_has_openais_error_shape(name: str) -> None:
+    template = gateway_responses()[name]["ResponseTemplates"]["application/json"]
+    # $context.error.messageString is rendered by API Gateway as a quoted JSON string.
+    rendered = template.replace("$context.error.messageString", json.dumps("Invalid request"))
+    body = json.loads(rendered)
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"message", "type", "param", "code"}
+    ErrorBody.model_validate(body)
+
+
+@pytest.mark.usefixtures("seeded_api")
+def test_the_function_answers_an_unknown_route_as_the_gateway_does() -> None:
+    raw = load("api_list_jobs.json")
+    raw["resource"] = raw["path"] = raw["requestContext"]["resourcePath"] = "/v1/nothing"
+    response = routes.handle(raw, LambdaContext())  # type: ignore[arg-type]
+    gateway = gateway_responses()["MISSING_AUTHENTICATION_TOKEN"]
+    assert response["statusCode"] == gateway["StatusCode"]
+    assert json.loads(response["body"]) == json.loads(
+        gateway["ResponseTemplates"]["application/json"]
+    )

@@ -1,4 +1,5 @@
-"""API keys: generation, hashing, the cheap shape check, bearer parsing and the stored record."""
+"""API keys: generation, hashing, the cheap shape check, bearer parsing, the stored record
+and what each scope may call."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
+from sft_pipeline.api.auth import allowed
 from sft_pipeline.api_keys import (
     KEY_PREFIX,
     ApiKeyRecord,
@@ -126,3 +128,43 @@ def test_a_record_whose_id_is_not_derived_from_its_hash_is_refused() -> None:
 def test_a_record_refuses_anything_but_a_sha256_hex_digest_as_hash() -> None:
     with pytest.raises(ValidationError, match="key_hash"):
         ApiKeyRecord(key_id=key_id_of(SAMPLE_KEY), name="x", key_hash=SAMPLE_KEY, created_at=NOW)
+
+
+def test_new_keys_are_inference_keys_unless_asked_for_admin() -> None:
+    assert new_key("web app", NOW)[1].scope == "inference"
+    assert new_key("ops", NOW, "admin")[1].scope == "admin"
+
+
+def test_a_key_stored_before_scopes_existed_is_an_inference_key() -> None:
+    _, record = new_key("old", NOW, "admin")
+    stored = record.model_dump(mode="json", exclude={"scope"})
+    assert ApiKeyRecord.model_validate(stored).scope == "inference"
+
+
+@pytest.mark.parametrize("scope", ["", "Admin", "root", "inference admin"])
+def test_unknown_scopes_are_refused(scope: str) -> None:
+    with pytest.raises(ValidationError, match="scope"):
+        new_key("x", NOW, scope)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("scope", "method", "resource", "may"),
+    [
+        ("inference", "POST", "/v1/chat/completions", True),
+        ("inference", "get", "/v1/models", True),
+        ("inference", "GET", "/jobs", False),
+        ("inference", "GET", "/jobs/{job_id}", False),
+        ("inference", "POST", "/jobs/{job_id}/cancel", False),
+        ("inference", "PUT", "/aliases/{name}", False),
+        ("inference", "GET", "/v1/chat/completions", False),
+        (None, "GET", "/jobs", False),
+        ("", "PUT", "/aliases/{name}", False),
+        (None, "GET", "/v1/models", True),
+        ("admin", "POST", "/jobs/{job_id}/cancel", True),
+        ("admin", "PUT", "/aliases/{name}", True),
+        ("admin", "POST", "/v1/chat/completions", True),
+        ("ADMIN", "GET", "/jobs", False),
+    ],
+)
+def test_what_each_scope_may_call(scope: str | None, method: str, resource: str, may: bool) -> None:
+    assert allowed(scope, method, resource) is may

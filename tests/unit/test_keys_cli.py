@@ -143,12 +143,35 @@ def test_create_as_json_carries_the_key_and_never_the_hash(
     assert code == 0
     shown = json.loads(out)
     assert set(shown) == {
-        "key", "key_id", "name", "created_at", "revoked_at", "usage_key_id", "active",
+        "key", "key_id", "name", "scope", "created_at", "revoked_at", "usage_key_id", "active",
     }  # fmt: skip
-    assert (shown["name"], shown["active"], shown["revoked_at"]) == ("ci", True, None)
+    assert (shown["name"], shown["scope"], shown["active"], shown["revoked_at"]) == (
+        "ci",
+        "inference",
+        True,
+        None,
+    )
     assert aws.registry.get_api_key(key_hash(shown["key"])) is not None
     assert key_hash(shown["key"]) not in out
     assert "cannot be shown again" in err
+
+
+def test_keys_are_inference_keys_unless_created_with_scope_admin(
+    aws: Deployment, capsys: Capture
+) -> None:
+    plain = create(capsys, "web app", "--table", aws.table.name)
+    code, out, _ = keys(
+        capsys, "create", "--name", "ops", "--scope", "admin", "--table", aws.table.name
+    )
+    assert code == 0
+    assert "Created admin API key" in out
+    [admin] = SECRET.findall(out)
+    scopes = {
+        secret: record.scope
+        for secret in (plain, admin)
+        if (record := aws.registry.get_api_key(key_hash(secret))) is not None
+    }
+    assert scopes == {plain: "inference", admin: "admin"}
 
 
 # List and revoke
@@ -161,9 +184,10 @@ def test_list_shows_ids_names_and_dates_but_never_a_hash_or_key(
     code, out, _ = keys(capsys, "list", "--table", aws.table.name)
     assert code == 0
     header, *rows = out.splitlines()
-    assert header.split() == ["KEY", "ID", "NAME", "CREATED", "REVOKED"]
+    assert header.split() == ["KEY", "ID", "NAME", "SCOPE", "CREATED", "REVOKED"]
     for row, record in zip(rows, aws.registry.list_api_keys(), strict=True):
         assert row.startswith(f"{record.key_id}  {record.name}")
+        assert f" {record.scope} " in row
         assert record.created_at.isoformat(timespec="seconds") in row
         assert row.endswith("-")
     for secret in secrets:
@@ -256,6 +280,7 @@ def test_no_aws_credentials_exits_2(
         ["create", "--table", "t"],
         ["create", "--name", "no/slashes", "--table", "t"],
         ["create", "--name", "", "--table", "t"],
+        ["create", "--name", "x", "--scope", "root", "--table", "t"],
         ["revoke", "--table", "t"],
         ["rotate", "--table", "t"],
     ],

@@ -250,6 +250,28 @@ def test_revoking_is_idempotent_and_keeps_the_first_time(registry: Registry) -> 
     assert not stored.active
 
 
+def test_a_keys_scope_is_stored_and_a_key_from_before_scopes_reads_as_inference(
+    registry: Registry, table: Any
+) -> None:
+    _, admin = new_key("ops", NOW, "admin")
+    _, legacy = new_key("old app", minutes(1), "admin")
+    registry.put_api_key(admin)
+    registry.put_api_key(legacy)
+    table.update_item(
+        Key={"PK": f"KEY#{legacy.key_hash}", "SK": "KEY"},
+        UpdateExpression="REMOVE #scope",
+        ExpressionAttributeNames={"#scope": "scope"},
+    )
+    assert registry.get_api_key(admin.key_hash) == admin
+    stored = registry.get_api_key(legacy.key_hash)
+    assert stored is not None
+    assert stored.scope == "inference"
+    assert {record.name: record.scope for record in registry.list_api_keys()} == {
+        "ops": "admin",
+        "old app": "inference",
+    }
+
+
 def test_revoking_an_unknown_key_raises_a_key_error(registry: Registry) -> None:
     with pytest.raises(ApiKeyNotFound) as missing:
         registry.revoke_api_key("key_000000000000", NOW)

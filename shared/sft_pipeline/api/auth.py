@@ -1,10 +1,16 @@
-"""Who is calling: the bearer key, checked against the stored hashes."""
+"""Who is calling, and what they may do: the bearer key, checked against the stored hashes,
+and its scope, checked against the route."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
 from sft_pipeline.api_keys import ApiKeyRecord, bearer_token, key_hash, looks_like_key
+
+ADMIN_SCOPE = "admin"
+# What an inference key may call; every other route (jobs, cancel, aliases, and any route
+# added later) needs an admin key.
+INFERENCE_ROUTES = frozenset({("POST", "/v1/chat/completions"), ("GET", "/v1/models")})
 
 
 class KeyLookup(Protocol):
@@ -18,3 +24,9 @@ def authenticate(authorization: str | None, keys: KeyLookup) -> ApiKeyRecord | N
         return None
     record = keys.get_api_key(key_hash(secret))
     return record if record is not None and record.active else None
+
+
+def allowed(scope: str | None, method: str, resource: str) -> bool:
+    """Whether a key of ``scope`` may call ``method`` on the route template ``resource``.
+    An unknown or missing scope counts as the least: inference."""
+    return scope == ADMIN_SCOPE or (method.upper(), resource) in INFERENCE_ROUTES

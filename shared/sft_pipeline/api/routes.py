@@ -1,7 +1,8 @@
 """The HTTP surface of the API (Powertools event handler behind API Gateway REST).
 
 Clients authenticate with ``Authorization: Bearer <key>``; the Lambda authorizer has
-checked the key before a request gets here and passes its id in the request context.
+checked the key before a request gets here and passes its id and scope in the request
+context. Control routes answer 403 to an inference key.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from typing import Any
 from aws_lambda_powertools import Logger, single_metric
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sft_pipeline import runtime
+from sft_pipeline.api.auth import allowed
 from sft_pipeline.api.models import (
     AliasUpdate,
     AliasView,
@@ -96,12 +99,43 @@ def _invalid_request(error: RequestValidationError) -> Response[str]:
 
 @app.not_found
 def _no_route(_error: NotFoundError) -> Response[str]:
-    return error_response(ApiError(404, "No such route.", code="not_found"))
+    # The same answer API Gateway's MISSING_AUTHENTICATION_TOKEN response gives (template.yaml).
+    return error_response(
+        ApiError(404, "No such route: check the method and the path.", code="not_found")
+    )
+
+
+def _from_authorizer(name: str) -> str:
+    authorizer = app.current_event.request_context.authorizer
+    return str(authorizer.get(name) or "") if authorizer else ""
 
 
 def _key_id() -> str:
-    authorizer = app.current_event.request_context.authorizer
-    return str(authorizer.get("key_id", "")) if authorizer else ""
+    return _from_authorizer("key_id")
+
+
+def _scope_check(
+    resolver: APIGatewayRestResolver, next_middleware: NextMiddleware
+) -> Response[Any]:
+    """Every route checks the key's scope before it runs; see auth.allowed."""
+    event = resolver.current_event
+    if not allowed(_from_authorizer("scope"), event.http_method, event.resource):
+        logger.info(
+            "Request refused: key scope",
+            extra={"key_id": _key_id(), "route": f"{event.http_method} {event.resource}"},
+        )
+        return error_response(
+            ApiError(
+                403,
+                "This API key may call chat completions and list models only; jobs, "
+                "cancelling and aliases need an admin key (sft keys create --scope admin).",
+                code="insufficient_scope",
+            )
+        )
+    return next_middleware(resolver)
+
+
+app.use(middlewares=[_scope_check])
 
 
 @app.post("/v1/chat/completions", summary="Create a chat completion (OpenAI-compatible)")
