@@ -9,7 +9,6 @@ import binascii
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Literal
 
 import orjson
@@ -29,6 +28,7 @@ from sft_pipeline.validation.formats import (
     TextPart,
     ToolDefinition,
 )
+from sft_pipeline.validation.normalise import normalise
 from sft_pipeline.validation.report import Finding
 
 DataFormat = Literal["chat", "dpo"]
@@ -44,7 +44,6 @@ TOKENS_PER_MESSAGE = 4
 TOKENS_PER_NAME = 1
 TOKENS_REPLY_PRIMER = 3
 SHORT_REPLY_CHARS = 3
-_NOT_WORD = re.compile(r"[\W_]+")
 
 
 @dataclass(slots=True)
@@ -81,25 +80,6 @@ class LineResult:
 
     def warn(self, code: str, message: str, line: int, location: str | None = None) -> None:
         self.warnings.append(Finding(code=code, message=message, line=line, location=location))
-
-
-# ASCII letters lower-cased, digits kept, every other byte a space: the regex below, for ASCII.
-_ASCII_WORDS = (
-    bytes((c | 0x20 if chr(c).isalpha() else c) if chr(c).isalnum() else 0x20 for c in range(128))
-    + b" " * 128
-)
-
-
-@lru_cache(maxsize=4096)
-def normalise(text: str) -> str:
-    """Case- and punctuation-insensitive form used for near-duplicate checks.
-
-    Cached: the same system prompt and tool replies recur on most lines. Most
-    training text is ASCII, where a byte translation does the regex's work 5x faster.
-    """
-    if text.isascii():
-        return " ".join(text.encode().translate(_ASCII_WORDS).decode().split())
-    return _NOT_WORD.sub(" ", text.casefold()).strip()
 
 
 # ---------------------------------------------------------------- schema errors
