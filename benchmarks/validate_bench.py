@@ -1,12 +1,14 @@
 """Benchmark `sft validate` against the OpenAI cookbook's chat data-prep checks.
 
-Generates realistic chat fine-tuning files (deterministic, reused between runs),
-then runs `sft validate FILE --json` and a cookbook-style baseline on each file as
-child processes, measuring wall time and peak RSS of each child.
+Generates realistic chat fine-tuning files (deterministic, reused between runs) of
+two kinds, mostly English and multilingual, then runs `sft validate FILE --json` and a
+cookbook-style baseline on each file as child processes, measuring wall time and peak
+RSS of each child.
 
 Usage:
-    .venv/bin/python benchmarks/validate_bench.py            # 50 MB and 500 MB files
+    .venv/bin/python benchmarks/validate_bench.py            # 50 MB and 500 MB files of each kind
     .venv/bin/python benchmarks/validate_bench.py --quick    # 5 MB and 20 MB smoke run
+    .venv/bin/python benchmarks/validate_bench.py --kinds multilingual --sizes 50
     .venv/bin/python benchmarks/validate_bench.py --clean    # delete the generated files
 """
 
@@ -32,7 +34,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import orjson
 
@@ -42,8 +44,16 @@ MB = 1_000_000
 MIB = 1024 * 1024
 SEED = 20_240_917
 # Bump when the generator's output changes, so files from an older version are rebuilt.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 DEFAULT_SIZES_MB = (50, 500)
+Kind = Literal["english", "multilingual"]
+KINDS: tuple[Kind, ...] = get_args(Kind)
+# Per kind: the share of plain conversations held in another language, and of user
+# messages that end with an emoji. Multilingual support data has non-ASCII text on most lines.
+FOREIGN_SHARE: dict[Kind, float] = {"english": 0.12, "multilingual": 0.85}
+EMOJI_SHARE: dict[Kind, float] = {"english": 0.1, "multilingual": 0.5}
+# Multilingual replies in English are signed by an agent whose name is not ASCII.
+AGENT_NAMES = ("Chloé", "Zoë", "Björn", "Łukasz", "Siobhán", "Renée", "Søren", "Thắng", "Émilie")
 QUICK_SIZES_MB = (5, 20)
 WRITE_CHUNK_BYTES = 16 * MB
 # Reply sentences are picked from this many pre-made fills of each template.
@@ -254,6 +264,14 @@ using the product at once and escalate the case as urgent.
 
 If you cannot help, say so plainly, explain what happens next and give a realistic timeline. \
 End every conversation by asking whether there is anything else you can do."""
+
+# Multilingual data is typeset (curly apostrophes, dashes), and its system prompt names the
+# conversation's customer, so no two system prompts are the same.
+TYPESET_SYSTEM_PROMPT = SYSTEM_PROMPT.replace("'", "\u2019").replace(" - ", " \u2014 ")
+CONVERSATION_CONTEXT = (
+    "This conversation: {name} {last}, writing from {city}, {orders} earlier orders, "
+    "customer since {date}."
+)
 
 SHORT_SYSTEM_PROMPTS = (
     "You are a concise, friendly support agent for an online store. Answer in the customer's "
@@ -543,8 +561,11 @@ class ChatExampleFactory:
     of megabytes take seconds.
     """
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, kind: Kind = "english") -> None:
         self.rng = random.Random(seed)
+        self.foreign_share = FOREIGN_SHARE[kind]
+        self.emoji_share = EMOJI_SHARE[kind]
+        self.signed = kind == "multilingual"
         self.products = [self._product() for _ in range(3000)]
         self.slots: dict[str, Callable[[], str]] = {
             "order": self._order_id,
@@ -584,8 +605,10 @@ class ChatExampleFactory:
         self.assistant_openers = self._pool(ASSISTANT_OPENERS, PREMADE_FILLS)
         self.assistant_bodies = self._pool(ASSISTANT_BODIES, PREMADE_FILLS)
         self.assistant_closings = self._pool(ASSISTANT_CLOSINGS, PREMADE_FILLS)
+        # Multilingual data fills replies in other languages afresh too, so they stay distinct.
+        foreign_fills = 0 if self.signed else PREMADE_FILLS
         self.foreign = {
-            language: (self._pool(user), self._pool(assistant, PREMADE_FILLS))
+            language: (self._pool(user), self._pool(assistant, foreign_fills))
             for language, (user, assistant) in FOREIGN_TEMPLATES.items()
         }
         self.languages = list(self.foreign)
@@ -630,9 +653,22 @@ class ChatExampleFactory:
 
     # -- messages
 
+    def _system_prompt(self) -> str:
+        if not self.signed:
+            return SYSTEM_PROMPT
+        rng = self.rng
+        context = CONVERSATION_CONTEXT.format(
+            name=rng.choice(FIRST_NAMES),
+            last=rng.choice(LAST_NAMES),
+            city=rng.choice(CITIES).replace("_", " "),
+            orders=rng.randint(0, 60),
+            date=self._date(),
+        )
+        return f"{TYPESET_SYSTEM_PROMPT}\n\n{context}"
+
     def _user(self, text: str) -> Message:
         rng = self.rng
-        if rng.random() < 0.1:
+        if rng.random() < self.emoji_share:
             text = f"{text} {rng.choice(EMOJI)}"
         if rng.random() < 0.1:
             parts = [{"type": "text", "text": part} for part in SENTENCE_END.split(text)]
@@ -644,6 +680,8 @@ class ChatExampleFactory:
         pieces = [self.assistant_openers.one(), self.assistant_bodies.several(rng.randint(1, 3))]
         if rng.random() < 0.6:
             pieces.append(self.assistant_closings.one())
+        if self.signed:
+            pieces.append(f"({rng.choice(AGENT_NAMES)}, Northwind support)")
         return " ".join(pieces)
 
     def _chat_turns(self, messages: list[Message], language: str | None) -> None:
@@ -794,13 +832,13 @@ class ChatExampleFactory:
         example: Example = {"messages": messages}
         roll = rng.random()
         if roll < 0.88:
-            messages.append({"role": "system", "content": SYSTEM_PROMPT})
+            messages.append({"role": "system", "content": self._system_prompt()})
         elif roll < 0.95:
             messages.append({"role": "system", "content": rng.choice(SHORT_SYSTEM_PROMPTS)})
         if rng.random() < 0.22:
             self._tool_conversation(messages, example)
         else:
-            language = rng.choice(self.languages) if rng.random() < 0.12 else None
+            language = rng.choice(self.languages) if rng.random() < self.foreign_share else None
             self._chat_turns(messages, language)
         return example
 
@@ -808,21 +846,27 @@ class ChatExampleFactory:
 @dataclass(frozen=True)
 class Dataset:
     path: Path
+    kind: Kind
     size_mb: int
     size_bytes: int
     examples: int
+    # Examples with any character outside ASCII (accents, Cyrillic, CJK, emoji...).
+    non_ascii_examples: int
     generation_seconds: float | None  # None when an earlier run's file was reused
 
 
-def dataset_paths(workdir: Path, size_mb: int) -> tuple[Path, Path]:
-    stem = f"chat-{size_mb}MB"
+def dataset_paths(workdir: Path, kind: Kind, size_mb: int) -> tuple[Path, Path]:
+    stem = f"chat-{size_mb}MB" if kind == "english" else f"chat-{kind}-{size_mb}MB"
     return workdir / f"{stem}.jsonl", workdir / f"{stem}.meta.json"
 
 
-def write_dataset(path: Path, target_bytes: int, seed: int) -> int:
-    """Write examples until the file reaches target_bytes; returns the example count."""
-    factory = ChatExampleFactory(seed)
-    written = examples = 0
+def write_dataset(path: Path, kind: Kind, target_bytes: int, seed: int) -> tuple[int, int]:
+    """Write examples until the file reaches target_bytes.
+
+    Returns the number of examples, and of those with non-ASCII text.
+    """
+    factory = ChatExampleFactory(seed, kind)
+    written = examples = non_ascii = 0
     chunk: list[bytes] = []
     chunk_bytes = 0
     with path.open("wb") as handle:
@@ -831,33 +875,52 @@ def write_dataset(path: Path, target_bytes: int, seed: int) -> int:
             chunk.append(line)
             chunk_bytes += len(line)
             examples += 1
+            non_ascii += not line.isascii()
             if chunk_bytes >= WRITE_CHUNK_BYTES:
                 handle.write(b"".join(chunk))
                 written += chunk_bytes
                 chunk, chunk_bytes = [], 0
         handle.write(b"".join(chunk))
-    return examples
+    return examples, non_ascii
 
 
-def ensure_dataset(workdir: Path, size_mb: int) -> Dataset:
+def ensure_dataset(workdir: Path, kind: Kind, size_mb: int) -> Dataset:
     """Reuse the file of an earlier run with the same parameters, or generate it."""
-    path, meta_path = dataset_paths(workdir, size_mb)
-    params = {"generator_version": GENERATOR_VERSION, "seed": SEED, "target_bytes": size_mb * MB}
+    path, meta_path = dataset_paths(workdir, kind, size_mb)
+    params = {
+        "generator_version": GENERATOR_VERSION,
+        "kind": kind,
+        "seed": SEED,
+        "target_bytes": size_mb * MB,
+    }
     if meta_path.exists() and path.exists():
         meta = json.loads(meta_path.read_text())
         if meta["params"] == params and meta["size_bytes"] == path.stat().st_size:
-            return Dataset(path, size_mb, meta["size_bytes"], meta["examples"], None)
+            return Dataset(
+                path,
+                kind,
+                size_mb,
+                meta["size_bytes"],
+                meta["examples"],
+                meta["non_ascii_examples"],
+                None,
+            )
     workdir.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     start = time.perf_counter()
-    examples = write_dataset(partial, size_mb * MB, SEED)
+    examples, non_ascii = write_dataset(partial, kind, size_mb * MB, SEED)
     elapsed = time.perf_counter() - start
     # Rename only once complete, so an interrupted run never leaves a file that looks reusable.
     partial.replace(path)
     size_bytes = path.stat().st_size
-    meta = {"params": params, "size_bytes": size_bytes, "examples": examples}
+    meta = {
+        "params": params,
+        "size_bytes": size_bytes,
+        "examples": examples,
+        "non_ascii_examples": non_ascii,
+    }
     meta_path.write_text(json.dumps(meta))
-    return Dataset(path, size_mb, size_bytes, examples, elapsed)
+    return Dataset(path, kind, size_mb, size_bytes, examples, non_ascii, elapsed)
 
 
 # ----------------------------------------------------------------------------- baseline
@@ -1058,8 +1121,8 @@ def measure_sft(
     command = [str(sft), "validate", str(dataset.path), "--json"]
     if model:
         command += ["--model", model]
-    stdout_path = runs_dir / f"sft-{dataset.size_mb}MB.json"
-    stderr_path = runs_dir / f"sft-{dataset.size_mb}MB.stderr"
+    stdout_path = runs_dir / f"sft-{dataset.path.stem}.json"
+    stderr_path = runs_dir / f"sft-{dataset.path.stem}.stderr"
     best: Measurement | None = None
     report: dict[str, Any] = {}
     for _ in range(repeat):
@@ -1094,8 +1157,8 @@ def measure_sft(
 
 def measure_baseline(dataset: Dataset, runs_dir: Path, repeat: int) -> Measurement:
     command = [sys.executable, str(Path(__file__).resolve()), "--baseline-only", str(dataset.path)]
-    stdout_path = runs_dir / f"baseline-{dataset.size_mb}MB.txt"
-    stderr_path = runs_dir / f"baseline-{dataset.size_mb}MB.stderr"
+    stdout_path = runs_dir / f"baseline-{dataset.path.stem}.txt"
+    stderr_path = runs_dir / f"baseline-{dataset.path.stem}.stderr"
     best: Measurement | None = None
     for _ in range(repeat):
         run = run_child(command, stdout_path, stderr_path)
@@ -1145,10 +1208,20 @@ def machine_description() -> str:
 
 
 def print_table(measurements: list[Measurement]) -> None:
-    header = ("tool", "file MB", "examples", "seconds", "MB/s", "examples/s", "peak RSS MiB")
+    header = (
+        "tool",
+        "data",
+        "file MB",
+        "examples",
+        "seconds",
+        "MB/s",
+        "examples/s",
+        "peak RSS MiB",
+    )
     rows = [
         (
             m.tool,
+            m.dataset.kind,
             f"{m.dataset.size_bytes / MB:,.1f}",
             f"{m.dataset.examples:,}",
             f"{m.seconds:,.2f}",
@@ -1173,8 +1246,16 @@ def print_table(measurements: list[Measurement]) -> None:
 
 
 def print_summary(sft_runs: list[Measurement], baseline_runs: list[Measurement]) -> None:
+    """Per kind of data: the speed-up on its largest file, and how sft's memory grows."""
+    for kind in KINDS:
+        runs = [m for m in sft_runs if m.dataset.kind == kind]
+        if runs:
+            print_kind_summary(runs, [m for m in baseline_runs if m.dataset.kind == kind])
+
+
+def print_kind_summary(sft_runs: list[Measurement], baseline_runs: list[Measurement]) -> None:
     largest = sft_runs[-1]
-    size = f"{largest.dataset.size_mb} MB"
+    size = f"{largest.dataset.size_mb} MB {largest.dataset.kind}"
     for baseline in baseline_runs:
         if baseline.dataset == largest.dataset:
             speedup = baseline.seconds / largest.seconds
@@ -1213,6 +1294,14 @@ def parse_sizes(text: str) -> list[int]:
     return sizes
 
 
+def parse_kinds(text: str) -> list[Kind]:
+    kinds = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [kind for kind in kinds if kind not in KINDS]
+    if not kinds or unknown:
+        raise argparse.ArgumentTypeError(f"expected some of {', '.join(KINDS)}, got {text!r}")
+    return [kind for kind in KINDS if kind in kinds]
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     size_group = parser.add_mutually_exclusive_group()
@@ -1225,6 +1314,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     size_group.add_argument(
         "--quick", action="store_true", help="smoke run on 5 MB and 20 MB files"
+    )
+    parser.add_argument(
+        "--kinds",
+        type=parse_kinds,
+        default=list(KINDS),
+        help="comma-separated kinds of data: english (most lines ASCII), multilingual "
+        "(most lines with accents, Cyrillic, CJK or emoji); default: both",
     )
     parser.add_argument(
         "--workdir", type=Path, default=DEFAULT_WORKDIR, help=f"default: {DEFAULT_WORKDIR}"
@@ -1269,18 +1365,20 @@ def run_benchmark(args: argparse.Namespace) -> None:
     print(f"repeat: best of {args.repeat}; workdir: {args.workdir}")
 
     datasets: list[Dataset] = []
-    for size_mb in sizes:
-        dataset = ensure_dataset(args.workdir, size_mb)
-        origin = (
-            "reused"
-            if dataset.generation_seconds is None
-            else f"generated in {dataset.generation_seconds:.1f} s"
-        )
-        print(
-            f"data: {dataset.path.name}: {dataset.size_bytes:,} bytes, "
-            f"{dataset.examples:,} examples ({origin})"
-        )
-        datasets.append(dataset)
+    for kind in args.kinds:
+        for size_mb in sizes:
+            dataset = ensure_dataset(args.workdir, kind, size_mb)
+            origin = (
+                "reused"
+                if dataset.generation_seconds is None
+                else f"generated in {dataset.generation_seconds:.1f} s"
+            )
+            share = dataset.non_ascii_examples / dataset.examples
+            print(
+                f"data: {dataset.path.name}: {dataset.size_bytes:,} bytes, "
+                f"{dataset.examples:,} examples, {share:.0%} with non-ASCII text ({origin})"
+            )
+            datasets.append(dataset)
 
     runs_dir = args.workdir / "runs"
     runs_dir.mkdir(exist_ok=True)
@@ -1300,7 +1398,10 @@ def run_benchmark(args: argparse.Namespace) -> None:
 
     print()
     print_table(
-        sorted(sft_runs + baseline_runs, key=lambda m: (m.dataset.size_bytes, m.tool != "sft"))
+        sorted(
+            sft_runs + baseline_runs,
+            key=lambda m: (KINDS.index(m.dataset.kind), m.dataset.size_bytes, m.tool != "sft"),
+        )
     )
     print()
     print_summary(sft_runs, baseline_runs)
