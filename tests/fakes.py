@@ -142,6 +142,9 @@ class FakeFiles:
 
         return DataSource(name=f"s3://{bucket}/{key}", open=opener, size=len(data))
 
+    def find_source(self, bucket: str, key: str) -> DataSource | None:
+        return self.source(bucket, key) if (bucket, key) in self.objects else None
+
 
 @dataclass
 class FakeNotifier:

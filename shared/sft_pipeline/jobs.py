@@ -28,8 +28,16 @@ METADATA_KEYS = {
     "cost-cap-usd": "cost_cap_usd",
 }
 SUFFIX_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# Cost caps: 0 means no cap; a real one is at least a cent and at most a million dollars.
+MIN_COST_CAP_USD = 0.01
+MAX_COST_CAP_USD = 1_000_000
+MIN_LEARNING_RATE_MULTIPLIER = 0.0001
+# S3 refuses longer keys (UTF-8 bytes).
+MAX_S3_KEY_BYTES = 1024
 # Step Functions execution names: at most 80 characters of [A-Za-z0-9_-].
 EXECUTION_NAME_PREFIX = "ft-"
+# Consecutive polls that could not reach the provider before people hear of the outage.
+OUTAGE_NOTICE_AFTER_POLLS = 5
 
 
 class JobState(StrEnum):
@@ -51,7 +59,11 @@ class _Frozen(BaseModel):
 class Hyperparameters(_Frozen):
     n_epochs: Annotated[int, Field(ge=1, le=50)] | Auto = "auto"
     batch_size: Annotated[int, Field(ge=1, le=256)] | Auto = "auto"
-    learning_rate_multiplier: Annotated[float, Field(gt=0, le=10)] | Auto = "auto"
+    # OpenAI takes any positive multiplier; far below 0.0001 a job learns nothing, and
+    # DynamoDB cannot store numbers under 1e-130 at all.
+    learning_rate_multiplier: (
+        Annotated[float, Field(ge=MIN_LEARNING_RATE_MULTIPLIER, le=10, allow_inf_nan=False)] | Auto
+    ) = "auto"
 
 
 class JobSettings(_Frozen):
@@ -64,7 +76,9 @@ class JobSettings(_Frozen):
     seed: Annotated[int, Field(ge=0, le=2_147_483_647)] | None = None
     validation_key: str | None = None
     holdout_percent: Annotated[int, Field(ge=0, le=50)] = 0
-    cost_cap_usd: Annotated[float, Field(ge=0)] | None = None
+    cost_cap_usd: Annotated[float, Field(ge=0, le=MAX_COST_CAP_USD, allow_inf_nan=False)] | None = (
+        None
+    )
 
     @field_validator("provider")
     @classmethod
@@ -76,7 +90,32 @@ class JobSettings(_Frozen):
     @field_validator("cost_cap_usd")
     @classmethod
     def _zero_means_no_cap(cls, value: float | None) -> float | None:
+        # A cap of a fraction of a cent is a typo, not "no cap".
+        if value and value < MIN_COST_CAP_USD:
+            raise ValueError(
+                f"must be 0 (no cap) or from {MIN_COST_CAP_USD} to {MAX_COST_CAP_USD:,.0f} USD"
+            )
         return value or None
+
+    @field_validator("validation_key")
+    @classmethod
+    def _plain_key(cls, value: str | None) -> str | None:
+        """A key in the upload's own bucket, as S3 spells it: no path tricks, no empty key."""
+        if value is None:
+            return None
+        if (
+            not value
+            or value.startswith("/")
+            or any(part in (".", "..") for part in value.split("/"))
+            or any(ord(character) < 0x20 or character == "\x7f" for character in value)
+            or len(value.encode()) > MAX_S3_KEY_BYTES
+        ):
+            raise ValueError(
+                "must be the key of an object in the upload's bucket, e.g. "
+                "validation/valid.jsonl: not empty, no leading '/', no '.' or '..' parts, "
+                f"no control characters, at most {MAX_S3_KEY_BYTES:,} bytes"
+            )
+        return value
 
     @field_validator("suffix")
     @classmethod
@@ -101,15 +140,21 @@ def settings_from_metadata(metadata: dict[str, str], defaults: JobSettings) -> J
     overrides: dict[str, object] = {}
     hyper: dict[str, object] = {}
     unknown = []
-    for raw_key, value in metadata.items():
+    spelled: dict[str, list[str]] = {}
+    for raw_key, raw_value in metadata.items():
         key = raw_key.lower().removeprefix("sft-")
         field = METADATA_KEYS.get(key)
         if field is None:
             unknown.append(raw_key)
-        elif field in Hyperparameters.model_fields:
-            hyper[field] = value if value == "auto" else value.strip()
-        else:
-            overrides[field] = value.strip()
+            continue
+        value = raw_value.strip()
+        spelled.setdefault(field, []).append(raw_key)
+        target = hyper if field in Hyperparameters.model_fields else overrides
+        if target.setdefault(field, value) != value:
+            spellings = " and ".join(sorted(spelled[field]))
+            raise JobSettingsError(
+                [f"{spellings} disagree ({', '.join(_shown(metadata, spelled[field]))}); set one"]
+            )
     if unknown:
         known = ", ".join(METADATA_KEYS)
         raise JobSettingsError(
@@ -125,8 +170,14 @@ def settings_from_metadata(metadata: dict[str, str], defaults: JobSettings) -> J
         for error in exc.errors(include_url=False):
             # Union members ("int", "literal['auto']") add path segments a person does not need.
             field = next(p for p in reversed(error["loc"][:2]) if isinstance(p, str))
-            problems.setdefault(field, f"{field.replace('_', '-')}: {error['msg']}")
+            message = error["msg"].removeprefix("Value error, ")
+            problems.setdefault(field, f"{field.replace('_', '-')}: {message}")
         raise JobSettingsError(list(problems.values())) from None
+
+
+def _shown(metadata: dict[str, str], keys: list[str]) -> list[str]:
+    """Each key's value as a person can read it in a report, however long or odd."""
+    return [f"{key}={metadata[key].strip()[:80]!r}" for key in sorted(keys)]
 
 
 class UploadRef(_Frozen):
@@ -203,6 +254,16 @@ class JobProgress(BaseModel):
     latest_events: list[str] = Field(default_factory=list, max_length=5)
     error_code: str | None = None
     error_message: str | None = Field(default=None, max_length=2000)
+    # A provider outage while polling: the consecutive polls that could not reach it, since
+    # when, the last error, and whether people were told (once per run).
+    failed_polls: int = 0
+    unreachable_since: int | None = None
+    poll_error: str | None = Field(default=None, max_length=500)
+    outage_notified: bool = False
+
+    @property
+    def outage_notice_due(self) -> bool:
+        return self.failed_polls >= OUTAGE_NOTICE_AFTER_POLLS and not self.outage_notified
 
 
 class WorkflowState(BaseModel):

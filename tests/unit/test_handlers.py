@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import quote_plus
 
 import pytest
 from moto import mock_aws
@@ -15,6 +16,7 @@ from moto import mock_aws
 from sft_pipeline import runtime
 from sft_pipeline.adapters.registry import Registry
 from sft_pipeline.jobs import JobState, UploadRef
+from sft_pipeline.pipeline.ingest import report_key
 from sft_pipeline.providers.base import ProviderJob
 from sft_pipeline.settings import PipelineSettings
 from tests.conftest import as_lines, good_examples
@@ -183,3 +185,141 @@ def test_finish_job_failed(ports: Ports) -> None:
     assert result["outcome"] == "failed" and result["model_id"] is None
     [sent] = ports.notifier.sent
     assert sent.error_code == "fine_tuning_unavailable"
+
+
+def upload_of(s3_event: dict[str, Any]) -> UploadRef:
+    record = s3_event["Records"][0]["s3"]
+    return UploadRef(
+        bucket=record["bucket"]["name"],
+        key="training/support set.jsonl",
+        version_id=record["object"]["versionId"],
+    )
+
+
+NOVA = {"provider": "bedrock", "base-model": "amazon.nova-micro-v1:0:128k"}
+
+
+@pytest.mark.parametrize(
+    ("examples", "metadata", "problem"),
+    [
+        (
+            60,
+            {"holdout-percent": "5"},
+            "holdout-percent 5 of 60 examples leaves 3 for validation; OpenAI needs at least 10",
+        ),
+        (
+            16,
+            {"holdout-percent": "50"},
+            "holdout-percent 50 of 16 examples leaves 6 for training; OpenAI needs at least 10",
+        ),
+        (
+            16,
+            {"holdout-percent": "50", **NOVA},
+            "leaves 6 for training; Amazon Bedrock needs at least 8",
+        ),
+        (20, {"holdout-percent": "50", **NOVA}, None),  # 8 to train on: Nova's minimum
+    ],
+)
+def test_a_holdout_the_provider_would_refuse_is_refused_with_the_numbers(
+    ports: Ports, examples: int, metadata: dict[str, str], problem: str | None
+) -> None:
+    s3_event = event("validate_upload_s3_put.json")
+    upload = upload_of(s3_event)
+    ports.files.objects[(upload.bucket, upload.key)] = as_lines(good_examples(examples))
+    ports.files.metadata = metadata
+    [result] = handler("validate_upload")(s3_event, LambdaContext())["results"]
+    if problem is None:
+        assert result["status"] == "launched"
+        return
+    assert result["status"] == "rejected" and ports.workflow.started == {}
+    [sent] = ports.notifier.sent
+    assert sent.error_code == "invalid_job_setting" and problem in (sent.error_message or "")
+    report = json.loads(ports.files.objects[(upload.bucket, result["report"].split("/", 3)[3])])
+    assert problem in report["errors"][0]["message"]
+    # Nothing was split or uploaded for a run that will not happen.
+    assert not [key for _, key in ports.files.objects if key.startswith("prepared/")]
+
+
+def test_a_rejected_version_delivered_again_notifies_once(ports: Ports) -> None:
+    s3_event = event("validate_upload_s3_put.json")
+    upload = upload_of(s3_event)
+    ports.files.objects[(upload.bucket, upload.key)] = b'{"messages": []}\n'
+    validate = handler("validate_upload")
+    for _ in range(3):
+        [result] = validate(s3_event, LambdaContext())["results"]
+        assert result["status"] == "rejected"
+    assert len(ports.notifier.sent) == 1
+    record = ports.registry.get_dataset(upload.dataset_id)
+    assert record is not None and record.status == "rejected"
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+def test_a_rejection_notice_that_could_not_be_sent_is_sent_by_the_retry(
+    ports: Ports, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3_event = event("validate_upload_s3_put.json")
+    upload = upload_of(s3_event)
+    ports.files.objects[(upload.bucket, upload.key)] = b'{"messages": []}\n'
+    sent_first = ports.notifier.publish
+
+    def outage(notification: Any) -> str:
+        monkeypatch.setattr(ports.notifier, "publish", sent_first)
+        raise ConnectionError("SNS is unreachable")
+
+    monkeypatch.setattr(ports.notifier, "publish", outage)
+    validate = handler("validate_upload")
+    with pytest.raises(ConnectionError):
+        validate(s3_event, LambdaContext())
+    validate(s3_event, LambdaContext())  # Lambda's retry of the asynchronous event
+    assert len(ports.notifier.sent) == 1
+
+
+def test_missing_or_odd_validation_keys_are_reported_not_crashed(ports: Ports) -> None:
+    s3_event = event("validate_upload_s3_put.json")
+    upload = upload_of(s3_event)
+    ports.files.objects[(upload.bucket, upload.key)] = as_lines(good_examples(12))
+    validate = handler("validate_upload")
+    for value, problem in [
+        ("validation/missing.jsonl", "there is no object s3://"),
+        ("", "must be the key of an object"),
+        ("../x", "must be the key of an object"),
+    ]:
+        ports.notifier.sent.clear()
+        ports.registry.release_notice(upload.dataset_id, "rejected")  # a new upload each time
+        ports.files.metadata = {"validation-key": value}
+        [result] = validate(s3_event, LambdaContext())["results"]
+        assert result["status"] == "rejected"
+        [sent] = ports.notifier.sent
+        assert sent.error_code == "invalid_job_setting" and problem in (sent.error_message or "")
+
+
+def test_report_keys_stay_readable_when_short_and_within_s3s_limit_when_long() -> None:
+    settings = PipelineSettings()
+    short = UploadRef(bucket="b", key="training/support.jsonl", version_id="v" * 32)
+    assert report_key(settings, short) == f"reports/support.jsonl.{'v' * 32}.report"
+    near_limit = "training/" + "ü" * 400 + "/" + "x" * 200 + ".jsonl"  # 1,015 bytes
+    twin = near_limit.replace("x.jsonl", "y.jsonl")
+    keys = [
+        report_key(settings, UploadRef(bucket="b", key=key, version_id="v" * 32))
+        for key in (near_limit, twin)
+    ]
+    assert keys[0] != keys[1]
+    for key in keys:
+        assert key.startswith("reports/üü") and key.endswith(f".{'v' * 32}.report")
+        assert max(len(f"{key}{extension}".encode()) for extension in (".json", ".txt")) <= 1024
+
+
+def test_a_long_keys_report_names_the_whole_key(ports: Ports) -> None:
+    s3_event = event("validate_upload_s3_put.json")
+    record = s3_event["Records"][0]["s3"]
+    key = "training/" + "é" * 462 + "/" + "support" * 10 + ".jsonl"  # 1,010 bytes
+    record["object"]["key"] = quote_plus(key)
+    ports.files.objects[(record["bucket"]["name"], key)] = b'{"messages": []}\n'
+    [result] = handler("validate_upload")(s3_event, LambdaContext())["results"]
+    report_path = result["report"].split("/", 3)[3]
+    naive = f"reports/{key.removeprefix('training/')}.{record['object']['versionId']}.report.json"
+    assert len(report_path.encode()) <= 1024 < len(naive.encode())
+    report = json.loads(ports.files.objects[(record["bucket"]["name"], report_path)])
+    assert report["upload"]["key"] == key and report["valid"] is False
+    text = ports.files.objects[(record["bucket"]["name"], report_path.replace(".json", ".txt"))]
+    assert key in text.decode()

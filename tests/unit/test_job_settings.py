@@ -60,12 +60,56 @@ def test_a_zero_cost_cap_means_no_cap() -> None:
         ({"suffix": "Has:Colon"}, "suffix"),
         ({"holdout-percent": "80"}, "holdout-percent"),
         ({"colour": "blue"}, "unknown metadata key(s) colour"),
+        ({"cost-cap-usd": "inf"}, "cost-cap-usd: Input should be a finite number"),
+        ({"cost-cap-usd": "Infinity"}, "cost-cap-usd: Input should be a finite number"),
+        ({"cost-cap-usd": "nan"}, "cost-cap-usd: Input should be a finite number"),
+        ({"cost-cap-usd": "1e300"}, "cost-cap-usd: Input should be less than or equal to 1000000"),
+        ({"cost-cap-usd": "1e-320"}, "cost-cap-usd: must be 0 (no cap) or from 0.01"),
+        ({"cost-cap-usd": "-1"}, "cost-cap-usd"),
+        ({"learning-rate-multiplier": "1e-300"}, "learning-rate-multiplier: Input should be"),
+        (
+            {"learning-rate-multiplier": "-inf"},
+            "learning-rate-multiplier: Input should be a finite",
+        ),
+        ({"learning-rate-multiplier": "NaN"}, "learning-rate-multiplier: Input should be a finite"),
+        ({"validation-key": ""}, "validation-key: must be the key of an object"),
+        ({"validation-key": "../x"}, "validation-key: must be the key of an object"),
+        ({"validation-key": "validation/../../x"}, "validation-key: must be the key"),
+        ({"validation-key": "/validation/valid.jsonl"}, "validation-key: must be the key"),
+        ({"validation-key": "validation/\nvalid.jsonl"}, "validation-key: must be the key"),
+        ({"validation-key": "v/" + "é" * 512}, "validation-key: must be the key"),
+        (
+            {"base-model": "gpt-4.1-mini", "sft-base-model": "gpt-4o-mini"},
+            "base-model and sft-base-model disagree",
+        ),
+        ({"n-epochs": "3", "SFT-N-Epochs": "4"}, "SFT-N-Epochs and n-epochs disagree"),
     ],
 )
 def test_bad_metadata_is_explained(metadata: dict[str, str], problem: str) -> None:
     with pytest.raises(JobSettingsError) as raised:
         settings_from_metadata(metadata, DEFAULTS)
     assert problem in str(raised.value)
+
+
+def test_the_same_setting_spelled_twice_with_one_value_is_fine() -> None:
+    settings = settings_from_metadata(
+        {"base-model": "gpt-4.1-mini", "sft-base-model": "gpt-4.1-mini"}, DEFAULTS
+    )
+    assert settings.base_model == "gpt-4.1-mini"
+
+
+def test_finite_numbers_in_range_are_kept() -> None:
+    settings = settings_from_metadata(
+        {
+            "cost-cap-usd": "0.01",
+            "learning-rate-multiplier": "0.0001",
+            "validation-key": "valid/a b.jsonl",
+        },
+        DEFAULTS,
+    )
+    assert settings.cost_cap_usd == 0.01
+    assert settings.hyperparameters.learning_rate_multiplier == 0.0001
+    assert settings.validation_key == "valid/a b.jsonl"
 
 
 def test_dataset_id_and_execution_name_are_stable_per_version() -> None:

@@ -6,6 +6,7 @@ All table access lives here. One table, keyed PK/SK, with a sparse GSI
 newest first, aliases by name. Items without GSI1 keys are never listed.
 
     DATASET#<dataset_id> / DATASET          one per uploaded object version
+    DATASET#<dataset_id> / NOTICE#<kind>    a notice about it was sent (not listed)
     DATASET#<dataset_id> / JOB              the provider job trained from it
     JOBID#<job_id>       / JOB              finds that job by the provider's id (not listed)
     MODEL#<model_id>     / MODEL            a fine-tuned model and where it came from
@@ -74,7 +75,7 @@ class DatasetRecord(BaseModel):
     bytes: int | None = None
     examples: int
     valid: bool
-    status: str  # validated | rejected | launched
+    status: str  # validated | rejected | launched | failed (before any job existed)
     summary: str
     report_uri: str | None = None
     billed_tokens: int | None = None
@@ -89,7 +90,8 @@ class JobRecord(BaseModel):
 
     dataset_id: str
     provider: str
-    job_id: str
+    # None for a run that failed before the provider created a job.
+    job_id: str | None = None
     status: str
     outcome: str | None = None
     base_model: str | None = None
@@ -247,9 +249,34 @@ class Registry:
             ExpressionAttributeValues={":status": status},
         )
 
+    def claim_notice(self, dataset_id: str, kind: str, now: datetime) -> bool:
+        """Take the one right to send this notice about the dataset; False if it was taken.
+
+        A conditional put, so repeated and concurrent deliveries of one S3 event notify once.
+        """
+        try:
+            self._table.put_item(
+                Item={
+                    "PK": f"DATASET#{dataset_id}",
+                    "SK": f"NOTICE#{kind}",
+                    "kind": "notice",
+                    "claimed_at": now.isoformat(),
+                },
+                ConditionExpression="attribute_not_exists(PK)",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def release_notice(self, dataset_id: str, kind: str) -> None:
+        """Give the right back when the notice could not be sent, so a retry sends it."""
+        self._table.delete_item(Key={"PK": f"DATASET#{dataset_id}", "SK": f"NOTICE#{kind}"})
+
     def put_job(self, record: JobRecord) -> None:
         listed_by = (record.started_at or datetime.now(UTC)).isoformat()
         self._table.put_item(Item=_listed(_job_key(record.dataset_id), "job", listed_by, record))
+        if record.job_id is None:
+            return
         # The API knows a job by the provider's id only; no GSI1 keys keep it out of list_jobs.
         self._table.put_item(
             Item={

@@ -11,6 +11,10 @@ from sft_pipeline.validation.reader import BinaryReadable
 from sft_pipeline.validation.validator import DataSource
 
 
+# What S3 answers for a missing key: HEAD has no body, so only the status code.
+_NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
+
+
 def parse_s3_uri(uri: str) -> tuple[str, str]:
     """Split ``s3://bucket/key`` into bucket and key; ValueError if it is not one."""
     if not uri.startswith("s3://"):
@@ -52,6 +56,15 @@ class TrainingObjects:
 
     def source(self, bucket: str, key: str, version_id: str | None = None) -> DataSource:
         return s3_source(self._client, bucket, key, version_id)
+
+    def find_source(self, bucket: str, key: str) -> DataSource | None:
+        """The object's current version, or None when the key holds no object."""
+        try:
+            return self.source(bucket, key)
+        except self._client.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") in _NOT_FOUND:
+                return None
+            raise
 
     def put(self, bucket: str, key: str, body: bytes, content_type: str) -> str:
         self._client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)

@@ -1,12 +1,15 @@
 """The validation step: an uploaded object version becomes a reported, recorded dataset,
-then one workflow execution, or a rejection that is recorded and notified.
+then one workflow execution, or a rejection that is recorded and notified once.
 
 Repeated S3 events for the same version are harmless: validation is
-deterministic, records are keyed by the version, and the execution name is too.
+deterministic, records are keyed by the version, the execution name is too, and
+the rejection notice is claimed by a conditional write before it is sent.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -14,6 +17,7 @@ from typing import Protocol
 from sft_pipeline.adapters.registry import DatasetRecord, Registry
 from sft_pipeline.adapters.s3_objects import TrainingObjects
 from sft_pipeline.jobs import (
+    MAX_S3_KEY_BYTES,
     Estimate,
     JobSettings,
     JobSettingsError,
@@ -22,7 +26,7 @@ from sft_pipeline.jobs import (
     settings_from_metadata,
 )
 from sft_pipeline.notifications import DatasetRef, Notification, Outcome
-from sft_pipeline.pipeline.split import split_holdout
+from sft_pipeline.pipeline.split import count_split, split_holdout, split_problems
 from sft_pipeline.settings import PipelineSettings
 from sft_pipeline.validation import (
     DataSource,
@@ -31,6 +35,10 @@ from sft_pipeline.validation import (
     validate,
 )
 from sft_pipeline.validation.render import render_text
+
+REPORT_EXTENSIONS = (".json", ".txt")
+# A shortened report name keeps this much of the key's sha256 to stay unique.
+KEY_HASH_CHARS = 16
 
 
 class WorkflowStarter(Protocol):
@@ -59,9 +67,26 @@ class IngestResult:
 
 
 def report_key(settings: PipelineSettings, upload: UploadRef) -> str:
-    """Reports live under their own prefix, so writing one never triggers validation."""
+    """Where the upload's report goes (without its extension).
+
+    Reports live under their own prefix, so writing one never triggers validation.
+    The name is the training key's, readable, unless that would pass S3's 1,024-byte
+    limit: then it is cut at a character boundary and a hash of the whole key keeps
+    it unique (the report itself names the full key).
+    """
     name = upload.key.removeprefix(settings.training_prefix)
-    return f"{settings.reports_prefix}{name}.{upload.version_id or 'null'}.report"
+    tail = f".{upload.version_id or 'null'}.report"
+    room = (
+        MAX_S3_KEY_BYTES
+        - len(settings.reports_prefix.encode())
+        - len(tail.encode())
+        - max(len(extension) for extension in REPORT_EXTENSIONS)
+    )
+    if len(name.encode()) > room:
+        digest = hashlib.sha256(upload.key.encode()).hexdigest()[:KEY_HASH_CHARS]
+        kept = name.encode()[: room - KEY_HASH_CHARS - 1].decode(errors="ignore")
+        name = f"{kept}~{digest}"
+    return f"{settings.reports_prefix}{name}{tail}"
 
 
 def ingest_upload(
@@ -69,8 +94,9 @@ def ingest_upload(
 ) -> IngestResult:
     started = now or datetime.now(UTC)
     upload, metadata = ports.storage.head(upload)
+    ports.storage.mark_unregistered(upload)
     job_settings, setting_problems = _job_settings(metadata, settings.job_defaults())
-    validation_source = _validation_source(ports.storage, upload, job_settings)
+    validation_source = _validation_source(ports.storage, upload, job_settings, setting_problems)
     report = validate(
         ports.storage.source(upload.bucket, upload.key, upload.version_id),
         ValidationOptions(
@@ -82,12 +108,12 @@ def ingest_upload(
         ),
         validation_source,
     )
+    if _splits(job_settings) and report.valid:
+        source = ports.storage.source(upload.bucket, upload.key, upload.version_id)
+        train, held_out = count_split(source, job_settings.holdout_percent)
+        setting_problems += split_problems(job_settings, train, held_out)
     rejection = _rejection(report, job_settings, setting_problems)
-    key = report_key(settings, upload)
-    ports.storage.put(upload.bucket, f"{key}.txt", render_text(report).encode(), "text/plain")
-    report_uri = ports.storage.put(
-        upload.bucket, f"{key}.json", report.model_dump_json(indent=2).encode(), "application/json"
-    )
+    report_uri = _write_report(ports.storage, report_key(settings, upload), upload, report)
     summary = report.summary()
     estimate = report.estimate
     record = DatasetRecord(
@@ -107,23 +133,24 @@ def ingest_upload(
         created_at=started,
     )
     ports.registry.put_dataset(record)
-    dataset = DatasetRef.of(upload, report.stats.examples)
     if rejection:
-        ports.notifier.publish(
+        _notify_rejection_once(
+            ports,
             Notification(
                 outcome=Outcome.REJECTED,
-                dataset=dataset,
+                dataset=DatasetRef.of(upload, report.stats.examples),
                 base_model=job_settings.base_model,
                 estimated_cost_usd=estimate.estimated_cost_usd if estimate else None,
                 error_code=rejection,
                 error_message=_rejection_message(report),
                 report_uri=report_uri,
                 validation_summary=summary,
-            )
+            ),
+            started,
         )
         return IngestResult(upload.dataset_id, "rejected", report_uri, summary)
     training_key, validation_key = upload.key, job_settings.validation_key
-    if job_settings.holdout_percent and validation_key is None:
+    if _splits(job_settings):
         training_key, validation_key = split_holdout(
             ports.storage, upload, settings.prepared_prefix, job_settings.holdout_percent
         )
@@ -160,12 +187,47 @@ def _job_settings(metadata: dict[str, str], defaults: JobSettings) -> tuple[JobS
         return defaults, problem.problems
 
 
+def _splits(settings: JobSettings) -> bool:
+    """The held-out split is made only when no validation file is named."""
+    return bool(settings.holdout_percent) and settings.validation_key is None
+
+
 def _validation_source(
-    storage: TrainingObjects, upload: UploadRef, settings: JobSettings
+    storage: TrainingObjects, upload: UploadRef, settings: JobSettings, problems: list[str]
 ) -> DataSource | None:
+    """The named validation file; a missing one joins ``problems``."""
     if settings.validation_key is None:
         return None
-    return storage.source(upload.bucket, settings.validation_key)
+    source = storage.find_source(upload.bucket, settings.validation_key)
+    if source is None:
+        problems.append(
+            f"validation-key: there is no object s3://{upload.bucket}/{settings.validation_key}"
+        )
+    return source
+
+
+def _write_report(
+    storage: TrainingObjects, key: str, upload: UploadRef, report: ValidationReport
+) -> str:
+    """The text and JSON reports; both name the exact upload, whatever the report's key."""
+    version = upload.version_id or "null"
+    text = f"Report on {upload.uri} (version {version})\n{render_text(report)}"
+    storage.put(upload.bucket, f"{key}.txt", text.encode(), "text/plain")
+    named = {"upload": upload.model_dump(mode="json"), **report.model_dump(mode="json")}
+    body = json.dumps(named, indent=2, ensure_ascii=False).encode()
+    return storage.put(upload.bucket, f"{key}.json", body, "application/json")
+
+
+def _notify_rejection_once(ports: IngestPorts, notification: Notification, now: datetime) -> None:
+    dataset_id = notification.dataset.dataset_id
+    if not ports.registry.claim_notice(dataset_id, Outcome.REJECTED, now):
+        return  # an earlier delivery of this version's event sent it
+    try:
+        ports.notifier.publish(notification)
+    except Exception:
+        # Unsent: the retried delivery must be able to send it.
+        ports.registry.release_notice(dataset_id, Outcome.REJECTED)
+        raise
 
 
 def _rejection(

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import tempfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from sft_pipeline.jobs import UploadRef
+from sft_pipeline.jobs import JobSettings, UploadRef
 from sft_pipeline.validation import DataSource
+from sft_pipeline.validation.catalog import bedrock_spec
 from sft_pipeline.validation.reader import BinaryReadable, StreamTally, iter_lines
+from sft_pipeline.validation.validator import OPENAI_MIN_EXAMPLES
 
 
 class SplitStorage(Protocol):
@@ -18,18 +21,52 @@ class SplitStorage(Protocol):
     def upload_file(self, bucket: str, key: str, path: str) -> None: ...
 
 
+def _sides(stream: BinaryReadable, percent: int) -> Iterator[tuple[int, bytes]]:
+    """Each example with its side (1: held out) by a hash of its text: stable across retries."""
+    for line in iter_lines(stream, StreamTally()):
+        if line.raw.strip():
+            yield (1 if zlib.crc32(line.raw) % 100 < percent else 0), line.raw
+
+
 def split_lines(
     stream: BinaryReadable, train: BinaryIO, held_out: BinaryIO, percent: int
 ) -> tuple[int, int]:
-    """Send each example to one side by a hash of its text: stable across retries and runs."""
+    """Write each example to its side; return how many went to training and to validation."""
     counts = [0, 0]
-    for line in iter_lines(stream, StreamTally()):
-        if not line.raw.strip():
-            continue
-        side = 1 if zlib.crc32(line.raw) % 100 < percent else 0
-        (held_out if side else train).write(line.raw + b"\n")
+    for side, raw in _sides(stream, percent):
+        (held_out if side else train).write(raw + b"\n")
         counts[side] += 1
     return counts[0], counts[1]
+
+
+def count_split(source: DataSource, percent: int) -> tuple[int, int]:
+    """How many examples ``split_holdout`` would put on each side, without writing them."""
+    counts = [0, 0]
+    with source.open() as stream:
+        for side, _ in _sides(stream, percent):
+            counts[side] += 1
+    return counts[0], counts[1]
+
+
+def split_problems(settings: JobSettings, train: int, held_out: int) -> list[str]:
+    """Why the provider would refuse either side of the split, with the numbers."""
+    if settings.provider == "bedrock":
+        spec = bedrock_spec(settings.base_model)
+        # Bedrock documents no minimum for a validation set; an empty one is still none.
+        provider, train_min, held_min = "Amazon Bedrock", (spec and spec.min_records) or 1, 1
+    else:
+        provider, train_min, held_min = "OpenAI", OPENAI_MIN_EXAMPLES, OPENAI_MIN_EXAMPLES
+    percent, total = settings.holdout_percent, train + held_out
+    return [
+        f"holdout-percent {percent} of {total:,} examples leaves {count:,} for {side}; "
+        f"{provider} needs at least {minimum:,} (change holdout-percent, add examples, "
+        "or upload a validation file and name it in validation-key)"
+        for side, count, minimum in (
+            ("training", train, train_min),
+            ("validation", held_out, held_min),
+        )
+        if count < minimum
+    ]
 
 
 def split_holdout(
