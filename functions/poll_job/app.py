@@ -1,4 +1,8 @@
-"""Workflow task: one look at the job (status, tokens, latest events, next wait)."""
+"""Workflow task: one look at the job (status, tokens, latest events, next wait).
+
+A provider outage does not fail the task: the job is looked at again later, and a
+long outage is told once through the notification topic.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,21 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         state,
         runtime.provider(state.request.settings.provider),
         runtime.registry(),
+        runtime.notifier(),
         datetime.now(UTC),
     )
-    logger.info("Job polled", extra={"job_id": progress.job_id, "status": progress.status})
+    if progress.failed_polls:
+        logger.warning(
+            "Provider unreachable; the job is looked at again later",
+            extra={
+                "job_id": progress.job_id,
+                "failed_polls": progress.failed_polls,
+                "error": progress.poll_error,
+                "next_wait_seconds": progress.next_wait_seconds,
+            },
+        )
+        if progress.outage_notice_due and not progress.timed_out:
+            logger.error("The outage notice could not be sent; the next poll tries again")
+    else:
+        logger.info("Job polled", extra={"job_id": progress.job_id, "status": progress.status})
     return progress.model_dump(mode="json")

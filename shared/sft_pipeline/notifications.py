@@ -42,6 +42,9 @@ class Outcome(StrEnum):
     TIMED_OUT = "timed_out"
     # The file failed validation or its cost estimate is over the cap: nothing was launched.
     REJECTED = "rejected"
+    # Not an end: polling has not reached the provider for a while; the job and the
+    # workflow go on, and the run's real outcome follows.
+    PROVIDER_UNREACHABLE = "provider_unreachable"
 
 
 def _shown(limit: int) -> BeforeValidator:
@@ -148,6 +151,11 @@ _STYLES: dict[Outcome, _Style] = {
     Outcome.REJECTED: _Style(
         "Training file rejected", ":warning:", "The file was not sent for training."
     ),
+    Outcome.PROVIDER_UNREACHABLE: _Style(
+        "Provider unreachable",
+        ":satellite_antenna:",
+        "We cannot reach the provider; the job continues; we keep checking.",
+    ),
 }
 
 _FILE_HINT = (
@@ -244,6 +252,11 @@ _HINTS: dict[str, str] = {
         "Someone cancelled the job in the provider's console or API. "
         "Upload the file again to start a new run."
     ),
+    Outcome.PROVIDER_UNREACHABLE.value: (
+        "Nothing to do: do not upload the file again. The workflow keeps checking the job "
+        f"until it ends (or reaches the stack's {MAX_JOB_DURATION_PARAMETER}) and then "
+        "sends the final notification."
+    ),
 }
 
 
@@ -251,8 +264,10 @@ def hint_for(n: Notification) -> str | None:
     """What to do next after a run that did not succeed; None after a success."""
     if n.outcome is Outcome.SUCCEEDED:
         return None
-    # A timeout is always ours (the stack cancelled the job), whatever code came with it.
-    key = n.outcome.value if n.outcome is Outcome.TIMED_OUT else n.error_code or n.outcome.value
+    # A timeout is always ours (the stack cancelled the job), whatever code came with it;
+    # an outage notice is about a job still running, whatever error the provider sent.
+    by_outcome = n.outcome in (Outcome.TIMED_OUT, Outcome.PROVIDER_UNREACHABLE)
+    key = n.outcome.value if by_outcome else n.error_code or n.outcome.value
     return _HINTS.get(key, _GENERIC_HINT).format(
         report=n.report_uri or "written next to the file",
         retries=f"{n.retries} times" if n.retries else "several times",

@@ -107,21 +107,6 @@ def test_rate_limits_are_waited_out(stack: LocalStack) -> None:
     assert job_creations(stack) == 1
 
 
-def test_server_error_storm_ends_in_a_notified_failure(stack: LocalStack) -> None:
-    upload = stack.upload(SUPPORT_SET, KEY)
-    stack.settle()
-    stack.openai.faults.server_error(
-        times=None, status=503, route="GET /fine_tuning/jobs/{job_id}", should_retry=False
-    )
-    result = stack.wait_for_execution(upload)
-    assert result["status"] == "FAILED"
-    failures = task_failures(stack, upload)
-    assert failures.count("ProviderTransientError") == 6  # the first try and five retries
-    stack.settle()
-    [email] = stack.emails()
-    assert "failed" in email.lower() and "http_503" in email
-
-
 def test_job_failed_at_the_provider(stack: LocalStack) -> None:
     stack.openai.faults.fail_next_job(
         code="invalid_training_file", message="Example 3 has an invalid token."

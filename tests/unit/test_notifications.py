@@ -76,7 +76,17 @@ def one_of_each() -> list[Notification]:
         failed(None, outcome=Outcome.CANCELLED, error_message=None),
         failed("timed_out", outcome=Outcome.TIMED_OUT, error_message="Ran past 24 h."),
         failed("validation_failed", outcome=Outcome.REJECTED, job_id=None),
+        unreachable(),
     ]
+
+
+def unreachable() -> Notification:
+    return failed(
+        "http_503",
+        outcome=Outcome.PROVIDER_UNREACHABLE,
+        started_at=STARTED,
+        error_message="The last 5 checks got no answer: The server is overloaded.",
+    )
 
 
 def block_kit_problems(message: dict[str, Any]) -> list[str]:
@@ -184,6 +194,8 @@ def test_long_provider_errors_are_clipped_to_keep_the_message_small() -> None:
         # A timeout is the stack's doing, whatever code the provider's cancel left behind.
         (failed("cancelled", outcome=Outcome.TIMED_OUT), ["MaxJobDurationHours"]),
         (failed(None, outcome=Outcome.CANCELLED), ["cancelled the job", "Upload the file again"]),
+        # The job goes on: an outage notice never asks for a new upload.
+        (unreachable(), ["Nothing to do", "do not upload the file again", "final notification"]),
         (failed("server_meltdown"), ["Read the error above", "upload the file again"]),
         (failed(None), ["Read the error above"]),
     ],
@@ -296,6 +308,18 @@ def test_failure_email_gives_the_error_and_what_to_do() -> None:
     assert "Model:" not in text
 
 
+def test_outage_notice_says_the_job_continues_never_that_it_failed() -> None:
+    n = unreachable()
+    text = email_text(n)
+    assert text.startswith(
+        "Provider unreachable: support-set.jsonl\n"
+        "We cannot reach the provider; the job continues; we keep checking.\n"
+    )
+    assert "Status:         Provider unreachable" in text and "ftjob-AbC123" in text
+    assert "fail" not in text.lower()
+    assert subject_for(n) == "Provider unreachable: support-set.jsonl (http_503)"
+
+
 def test_rejected_email_says_nothing_was_launched() -> None:
     n = failed(
         "validation_failed",
@@ -344,7 +368,14 @@ def test_missing_facts_are_left_out() -> None:
     list(
         zip(
             one_of_each(),
-            [":white_check_mark:", ":x:", ":no_entry_sign:", ":hourglass:", ":warning:"],
+            [
+                ":white_check_mark:",
+                ":x:",
+                ":no_entry_sign:",
+                ":hourglass:",
+                ":warning:",
+                ":satellite_antenna:",
+            ],
             strict=True,
         )
     ),

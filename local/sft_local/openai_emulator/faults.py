@@ -6,7 +6,9 @@ matches that route, written as the method and the path template under /v1, e.g.
 ``"POST /fine_tuning/jobs"`` or ``"GET /files/{file_id}"`` (``known_routes``
 lists them); without one it matches every request. A request first takes the
 oldest matching delay, then the oldest matching error, after authentication
-and before any work, so a faulted request changes nothing.
+and before any work, so a request that gets an error changes nothing; a delayed
+one without an error still does its work once the delay is over, whether or not
+the client still waits for the answer.
 """
 
 from __future__ import annotations
@@ -111,8 +113,23 @@ class FaultInjector:
             JOB_CREATION_ROUTE,
         )
 
+    def invalid_api_key(self, times: int | None = None, *, route: str | None = None) -> None:
+        """401 ``invalid_api_key``, as for a key that was revoked or mistyped in the secret."""
+        self._add_error(
+            ApiError(
+                401,
+                "Incorrect API key provided: sk-proj-****ab12. You can find your API key at "
+                "https://platform.openai.com/account/api-keys.",
+                type="invalid_request_error",
+                code="invalid_api_key",
+            ),
+            times,
+            route,
+        )
+
     def slow(self, seconds: float, times: int | None = 1, *, route: str | None = None) -> None:
-        """Hold the answer back for ``seconds``, long enough to trip a client timeout."""
+        """Hold the request back for ``seconds``, long enough to trip a client timeout, then
+        do its work: as when the provider is slow to take a request the client gave up on."""
         if seconds <= 0:
             raise ValueError(f"seconds must be positive, got {seconds}")
         with self._lock:

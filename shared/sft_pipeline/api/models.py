@@ -99,7 +99,8 @@ class AliasView(BaseModel):
 class JobView(BaseModel):
     """GET /jobs/{id}: the run from upload to model, in one place."""
 
-    job_id: str
+    # None when the run failed before the provider created a job (error_code says why).
+    job_id: str | None
     dataset_id: str
     provider: str
     status: str

@@ -278,7 +278,8 @@ class ApiService:
         job = self._find_job(job_id)
         events: list[str] = []
         try:
-            events = self.providers(job.provider).recent_events(job.job_id, EVENTS_SHOWN)
+            if job.job_id is not None:
+                events = self.providers(job.provider).recent_events(job.job_id, EVENTS_SHOWN)
         except ProviderError:
             events = []  # the registry view still answers while the provider is unreachable
         dataset = self.registry.get_dataset(job.dataset_id)
@@ -288,6 +289,12 @@ class ApiService:
 
     def cancel_job(self, job_id: str) -> JobView:
         job = self._find_job(job_id)
+        if job.job_id is None:
+            raise ApiError(
+                409,
+                "This run failed before a job was created; there is nothing to cancel.",
+                code="no_job",
+            )
         try:
             cancelled = self.providers(job.provider).cancel_job(job.job_id)
         except ProviderError as failure:

@@ -2,12 +2,16 @@
 
 Each takes the workflow state and the ports it needs, and returns a small,
 JSON-ready result. Provider errors propagate with their class names, which the
-state machine's Retry and Catch rules match on.
+state machine's Retry and Catch rules match on, except while polling: a provider
+that cannot be reached then never ends the run (the job trains on regardless).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -20,12 +24,21 @@ from sft_pipeline.providers.base import (
     JobRequest,
     ProviderError,
     ProviderJob,
+    ProviderRateLimitError,
+    ProviderTransientError,
 )
 from sft_pipeline.validation import DataSource
 from sft_pipeline.validation.estimate import training_cost
 
 EVENTS_KEPT = 3
 EVENT_CHARS = 200
+# After a create call that failed in a way the provider may not have noticed (a timeout,
+# a lost connection, a 5xx), the job may exist or appear shortly: look for it this often
+# (seconds between looks) before a retry could create a second, paid job.
+ADOPTION_WAITS = (1.0, 2.0, 4.0, 8.0, 16.0)
+POLL_ERROR_CHARS = 500
+# The status of a run that failed before the provider created a job.
+NO_JOB_STATUS = "not_created"
 
 
 class FileSource(Protocol):
@@ -49,6 +62,7 @@ def _progress(
     polls: int = 0,
     events: list[str] | None = None,
     timed_out: bool = False,
+    outage_notified: bool = False,
 ) -> JobProgress:
     return JobProgress(
         provider=provider,
@@ -65,6 +79,7 @@ def _progress(
         latest_events=[e[:EVENT_CHARS] for e in (events or [])[:EVENTS_KEPT]],
         error_code=job.error_code,
         error_message=job.error_message[:2000] if job.error_message else None,
+        outage_notified=outage_notified,
     )
 
 
@@ -97,6 +112,8 @@ def launch(
     files: FileSource,
     registry: Registry,
     now: datetime,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> JobProgress:
     """Upload the files and create the job, or find the job a previous attempt created."""
     request = state.request
@@ -108,7 +125,8 @@ def launch(
             if request.validation_key
             else None
         )
-        job = provider.create_job(
+        job = _create_once(
+            provider,
             JobRequest(
                 base_model=request.settings.base_model,
                 training_file=training_file,
@@ -117,13 +135,34 @@ def launch(
                 seed=request.settings.seed,
                 hyperparameters=request.settings.hyperparameters,
                 upload_tag=request.dataset_id,
-            )
+            ),
+            sleep,
         )
     started_at = _timestamp(now)
     registry.put_job(_job_record(request, job, provider.name, started_at))
     return _progress(
         job, provider.name, started_at=started_at, next_wait=request.poll.next_wait(None)
     )
+
+
+def _create_once(
+    provider: FineTuningProvider, job_request: JobRequest, sleep: Callable[[float], None]
+) -> ProviderJob:
+    """Create the job; after an error the request may have survived, adopt the job it made.
+
+    A timeout, a lost connection or a 5xx can come after the provider accepted the job
+    (or while it is still creating it): retrying the create would start a second, paid
+    job. The job carries the upload's tag, so look for it a few times first. A 429 or a
+    refusal means nothing was created.
+    """
+    try:
+        return provider.create_job(job_request)
+    except ProviderTransientError:
+        for wait in ADOPTION_WAITS:
+            sleep(wait)
+            if (job := provider.find_job(job_request.upload_tag)) is not None:
+                return job
+        raise
 
 
 def _upload(
@@ -147,13 +186,28 @@ def _upload(
 
 
 def poll(
-    state: WorkflowState, provider: FineTuningProvider, registry: Registry, now: datetime
+    state: WorkflowState,
+    provider: FineTuningProvider,
+    registry: Registry,
+    notifier: NotificationSender,
+    now: datetime,
 ) -> JobProgress:
-    """One look at the job: status, tokens, latest events, and when to look again."""
+    """One look at the job: status, tokens, latest events, and when to look again.
+
+    A provider that cannot be reached (5xx, timeout, 429, lost connection) does not end
+    the run: the job trains on at the provider. The look is tried again later, for as
+    long as the job's maximum duration allows, and a long outage is told once.
+    """
     request, previous = state.request, _require_job(state)
-    job = provider.get_job(previous.job_id)
-    events = provider.recent_events(job.job_id, EVENTS_KEPT)
     elapsed = _timestamp(now) - previous.started_at
+    try:
+        job = provider.get_job(previous.job_id)
+    except (ProviderTransientError, ProviderRateLimitError) as error:
+        return _unreachable(state, previous, error, notifier, now)
+    try:
+        events = provider.recent_events(job.job_id, EVENTS_KEPT)
+    except (ProviderTransientError, ProviderRateLimitError):
+        events = previous.latest_events  # the status is what counts; events can wait
     timed_out = job.state is JobState.RUNNING and elapsed >= request.poll.max_duration_seconds
     if job.status != previous.status:
         registry.put_job(_job_record(request, job, provider.name, previous.started_at))
@@ -165,7 +219,64 @@ def poll(
         polls=previous.polls + 1,
         events=events,
         timed_out=timed_out,
+        outage_notified=previous.outage_notified,
     )
+
+
+def _unreachable(
+    state: WorkflowState,
+    previous: JobProgress,
+    error: ProviderTransientError | ProviderRateLimitError,
+    notifier: NotificationSender,
+    now: datetime,
+) -> JobProgress:
+    """The job as last seen, a longer wait, and the outage counted (and told once)."""
+    policy = state.request.poll
+    wait = policy.next_wait(previous.next_wait_seconds)
+    if isinstance(error, ProviderRateLimitError) and error.retry_after:
+        wait = max(wait, math.ceil(error.retry_after))
+    elapsed = _timestamp(now) - previous.started_at
+    progress = previous.model_copy(
+        update={
+            "polls": previous.polls + 1,
+            "next_wait_seconds": wait,
+            "timed_out": elapsed >= policy.max_duration_seconds,
+            "failed_polls": previous.failed_polls + 1,
+            "unreachable_since": previous.unreachable_since or _timestamp(now),
+            "poll_error": str(error)[:POLL_ERROR_CHARS],
+        }
+    )
+    if progress.outage_notice_due and not progress.timed_out:
+        progress.outage_notified = _tell_outage(state, progress, error, notifier)
+    return progress
+
+
+def _tell_outage(
+    state: WorkflowState,
+    progress: JobProgress,
+    error: ProviderError,
+    notifier: NotificationSender,
+) -> bool:
+    """Say the provider is unreachable and the job goes on; False if that could not be sent."""
+    request = state.request
+    notice = Notification(
+        outcome=Outcome.PROVIDER_UNREACHABLE,
+        dataset=DatasetRef.of(request.upload, request.examples),
+        provider=progress.provider,
+        base_model=request.settings.base_model,
+        job_id=progress.job_id,
+        started_at=datetime.fromtimestamp(progress.started_at, UTC),
+        trained_tokens=progress.trained_tokens,
+        estimated_cost_usd=request.estimate.cost_usd,
+        error_code=error.code,
+        error_message=f"The last {progress.failed_polls} checks got no answer: {error.message}",
+        report_uri=request.report_uri,
+    )
+    try:
+        notifier.publish(notice)
+    except Exception:  # a notice must never end the run; the next poll sends it again
+        return False
+    return True
 
 
 def cancel(state: WorkflowState, provider: FineTuningProvider) -> JobProgress:
@@ -240,10 +351,14 @@ def finish(
         api_base_url=api_base_url or None,
     )
     newly_registered = False
-    if job is not None and progress is not None:
-        registry.put_job(
-            _job_record(request, job, provider.name, progress.started_at, outcome.value)
-        )
+    registry.put_job(
+        _job_record(request, job, provider.name, progress.started_at, outcome.value)
+        if job is not None and progress is not None
+        else _outcome_record(request, provider.name, progress, notification, now)
+    )
+    if progress is None:
+        # No job was ever created: the upload is not left looking launched.
+        registry.mark_dataset(request.dataset_id, "failed")
     if outcome is Outcome.SUCCEEDED and job is not None and job.fine_tuned_model and progress:
         metrics = provider.final_metrics(job)
         serving = provider.serve(job)
@@ -285,6 +400,31 @@ def finish(
     return FinishResult(outcome.value, notification.model_id, message_id, newly_registered)
 
 
+def _outcome_record(
+    request: WorkflowRequest,
+    provider: str,
+    progress: JobProgress | None,
+    notification: Notification,
+    now: datetime,
+) -> JobRecord:
+    """How the run ended when the provider cannot say: the last poll's view of the job,
+    or, when no job was ever created, the run alone with why it failed."""
+    return JobRecord(
+        dataset_id=request.dataset_id,
+        provider=provider,
+        job_id=progress.job_id if progress else None,
+        status=progress.status if progress else NO_JOB_STATUS,
+        outcome=notification.outcome.value,
+        base_model=notification.base_model,
+        model_id=progress.fine_tuned_model if progress else None,
+        trained_tokens=progress.trained_tokens if progress else None,
+        error_code=notification.error_code,
+        error_message=notification.error_message,
+        started_at=datetime.fromtimestamp(progress.started_at, UTC) if progress else None,
+        finished_at=now,
+    )
+
+
 def _latest_job(
     provider: FineTuningProvider, progress: JobProgress | None, outcome: Outcome
 ) -> ProviderJob | None:
@@ -300,6 +440,20 @@ def _latest_job(
         return None
 
 
+def _caught(failure: dict[str, str]) -> tuple[str, str]:
+    """The code and message of a step error the workflow caught."""
+    error_type = failure.get("Error", "Error")
+    try:
+        cause = json.loads(failure.get("Cause", "{}"))
+        text = str(cause.get("errorMessage", "")) if isinstance(cause, dict) else str(cause)
+    except json.JSONDecodeError:
+        text = failure.get("Cause", "")
+    code, sep, message = text.partition(": ")
+    if sep and code.replace("_", "").isalnum():
+        return code, message
+    return error_type, text or error_type
+
+
 def _failure(state: WorkflowState, job: ProviderJob | None) -> tuple[str | None, str | None]:
     """Why it did not succeed: the provider's job error, or the step error the workflow caught."""
     if job is not None and job.error_code:
@@ -307,16 +461,14 @@ def _failure(state: WorkflowState, job: ProviderJob | None) -> tuple[str | None,
     if job is None and state.job is not None and state.job.error_code:
         return state.job.error_code, state.job.error_message
     if state.failure:
-        error_type = state.failure.get("Error", "Error")
-        try:
-            cause = json.loads(state.failure.get("Cause", "{}"))
-            text = str(cause.get("errorMessage", "")) if isinstance(cause, dict) else str(cause)
-        except json.JSONDecodeError:
-            text = state.failure.get("Cause", "")
-        code, sep, message = text.partition(": ")
-        if sep and code.replace("_", "").isalnum():
-            return code, message
-        return error_type, text or error_type
+        code, message = _caught(state.failure)
+        if state.outcome == Outcome.TIMED_OUT.value:
+            # Only the cancel step's Catch leads to a timeout with a failure.
+            return "cancel_failed", (
+                "The job ran past the maximum duration and could not be cancelled "
+                f"({code}: {message}); it may still be running: cancel it at the provider."
+            )
+        return code, message
     if state.outcome == Outcome.TIMED_OUT.value:
         return "timed_out", "The job ran past the maximum duration and was cancelled."
     if state.outcome == Outcome.CANCELLED.value:
