@@ -5,21 +5,28 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 # SAM CLI pins its own boto3, cfn-lint and click, so it lives in a venv of its own.
-SAM_CLI_VERSION := 1.170.0
+# `sam validate --lint` runs cfn-lint, pinned here within SAM CLI's range.
+SAM_CLI_VERSION  := 1.170.0
+CFN_LINT_VERSION := 1.58.0
 SAM_VENV  := .venv-sam
 SAM       := $(SAM_VENV)/bin/sam
-SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)
+SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)-cfn-lint-$(CFN_LINT_VERSION)
 # Validation and builds need a region but no credentials.
 SAM_ENV   := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
 # The Lambda runtime in template.yaml; `sam build` needs a matching interpreter on PATH.
 LAMBDA_PYTHON := 3.12
+
+# checkov, the security scanner for template.yaml; its own venv keeps its pins apart.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV    := .venv-checkov
+CHECKOV_STAMP   := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
 # Node tools (asl-validator), pinned by .tools/package-lock.json.
 NODE_DIR   := .tools
 NODE_STAMP := $(NODE_DIR)/node_modules/.installed
 
 .PHONY: setup test unit integration e2e lint typecheck demo bench bench-imports clean \
-	sam-tools sam-validate sam-build node-tools
+	sam-tools sam-validate sam-build node-tools checkov-tools checkov
 
 # The steps of `make test` run in the order they are listed, also under -j.
 .NOTPARALLEL:
@@ -39,7 +46,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint typecheck sam-validate sam-build $(NODE_STAMP)
+test: $(STAMP) lint typecheck sam-validate checkov sam-build $(NODE_STAMP)
 	$(BIN)/pytest -q
 
 # One layer of the suite at a time (markers set by tests/conftest.py from each test's folder).
@@ -68,7 +75,7 @@ $(SAM_STAMP):
 	rm -rf $(SAM_VENV)
 	$(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet --upgrade pip==26.3
-	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
+	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION) cfn-lint==$(CFN_LINT_VERSION)
 	touch $(SAM_STAMP)
 
 sam-tools: $(SAM_STAMP)
@@ -94,6 +101,23 @@ sam-build: $(SAM_STAMP)
 	echo "sam build with $$pybin/python$(LAMBDA_PYTHON)"; \
 	PATH="$$pybin:$$PATH" $(SAM_ENV) $(SAM) build --template-file template.yaml
 
+# ------------------------------------------------------------------ checkov
+
+$(CHECKOV_STAMP):
+	rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip==26.3
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $(CHECKOV_STAMP)
+
+checkov-tools: $(CHECKOV_STAMP)
+
+# Fails on any finding that is neither fixed nor skipped, with its reason, in the resource's
+# Metadata (checkov: skip:). Offline: --skip-download fetches no guidelines.
+checkov: $(CHECKOV_STAMP)
+	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation \
+		--compact --quiet --skip-download
+
 # ------------------------------------------------------------------ Node tools
 
 $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
@@ -103,4 +127,4 @@ $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 node-tools: $(NODE_STAMP)
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(NODE_DIR)/node_modules .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(NODE_DIR)/node_modules .aws-sam .pytest_cache .mypy_cache .ruff_cache

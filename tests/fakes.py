@@ -122,6 +122,7 @@ class FakeProvider:
 class FakeFiles:
     objects: dict[tuple[str, str], bytes] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
+    lineage: dict[UploadRef, str] = field(default_factory=dict)
 
     def head(self, upload: UploadRef) -> tuple[UploadRef, dict[str, str]]:
         return upload, dict(self.metadata)
@@ -132,6 +133,12 @@ class FakeFiles:
 
     def upload_file(self, bucket: str, key: str, path: str) -> None:
         self.objects[(bucket, key)] = Path(path).read_bytes()
+
+    def mark_unregistered(self, upload: UploadRef) -> None:
+        self.lineage.setdefault(upload, "unregistered")
+
+    def keep_for_lineage(self, upload: UploadRef) -> None:
+        self.lineage[upload] = "registered"
 
     def source(self, bucket: str, key: str, version_id: str | None = None) -> DataSource:
         data = self.objects[(bucket, key)]

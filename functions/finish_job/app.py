@@ -29,6 +29,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         runtime.notifier(),
         datetime.now(UTC),
         api_base_url=runtime.settings().api_base_url,
+        lineage=runtime.storage(),
     )
     metrics.add_metric(
         name=f"Jobs{result.outcome.title().replace('_', '')}", unit=MetricUnit.Count, value=1

@@ -280,6 +280,12 @@ class LocalStack:
                     Bucket=name,
                     PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"],
                 )
+            if "LifecycleConfiguration" in props:
+                rules = props["LifecycleConfiguration"]["Rules"]
+                s3.put_bucket_lifecycle_configuration(
+                    Bucket=name,
+                    LifecycleConfiguration={"Rules": [_lifecycle_rule(rule) for rule in rules]},
+                )
             self._record(logical, name, Arn=f"arn:aws:s3:::{name}")
 
     def _create_functions(self) -> None:
@@ -523,6 +529,25 @@ def _read_s3(uri: str) -> bytes:
 def _write_s3(uri: str, body: bytes) -> None:
     bucket, key = parse_s3_uri(uri)
     boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+
+
+def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """A lifecycle rule as CloudFormation spells it, in the S3 API's spelling."""
+    prefix = {"Prefix": rule["Prefix"]} if "Prefix" in rule else {}
+    tags = rule.get("TagFilters", [])
+    if tags and prefix:
+        where: dict[str, Any] = {"And": {**prefix, "Tags": tags}}
+    elif tags:
+        where = {"Tag": tags[0]} if len(tags) == 1 else {"And": {"Tags": tags}}
+    else:
+        where = prefix
+    api: dict[str, Any] = {"ID": rule["Id"], "Status": rule["Status"], "Filter": where}
+    if "ExpirationInDays" in rule:
+        api["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    if "NoncurrentVersionExpiration" in rule:
+        days = rule["NoncurrentVersionExpiration"]["NoncurrentDays"]
+        api["NoncurrentVersionExpiration"] = {"NoncurrentDays": int(days)}
+    return api
 
 
 def _placeholder_zip() -> bytes:

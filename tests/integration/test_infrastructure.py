@@ -28,7 +28,8 @@ from typing import Any
 
 import pytest
 
-from sft_local.template import load_template, resources_of_type
+from sft_local.template import Resolver, load_template, parameter_values, resources_of_type
+from sft_pipeline.adapters.s3_objects import LINEAGE_TAG, UNREGISTERED
 from sft_pipeline.adapters.slack import DISABLED_VALUES, SlackSettings
 from sft_pipeline.jobs import JobProgress, JobState, WorkflowRequest, WorkflowState
 from sft_pipeline.notifications import Outcome
@@ -174,6 +175,31 @@ def ref_target(value: Any) -> str | None:
     if isinstance(value, dict) and "Fn::GetAtt" in value:
         return str(value["Fn::GetAtt"][0])
     return None
+
+
+def references(value: Any) -> set[str]:
+    """Every resource or parameter a template value names through Ref, GetAtt or Sub."""
+    if isinstance(value, list):
+        return set().union(*(references(item) for item in value))
+    if not isinstance(value, dict):
+        return set()
+    if "Fn::Sub" in value:
+        text = value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
+        return {name.split(".")[0] for name in SUBSTITUTION.findall(text)}
+    named = {target} if (target := ref_target(value)) else set()
+    return named.union(*(references(item) for item in value.values()))
+
+
+NO_VALUE = "<AWS::NoValue>"
+
+
+def resolver(**overrides: str) -> Resolver:
+    """Evaluates the template's conditions and values for these parameter values."""
+    return Resolver(
+        parameters=parameter_values(TEMPLATE, overrides),
+        pseudo={"AWS::NoValue": NO_VALUE},
+        conditions=TEMPLATE.get("Conditions", {}),
+    )
 
 
 def environment(logical: str) -> dict[str, Any]:
@@ -726,7 +752,6 @@ def test_upload_trigger_is_filtered_to_training_jsonl() -> None:
 def test_upload_trigger_is_bounded_and_dead_lettered() -> None:
     logical, _ = validation_function()
     props = properties(logical)
-    assert 0 < props["ReservedConcurrentExecutions"] <= 100
     config = props["EventInvokeConfig"]
     assert config["MaximumRetryAttempts"] <= 2
     destination = config["DestinationConfig"]["OnFailure"]
@@ -787,9 +812,12 @@ def test_resource_policies_grant_nothing_to_everyone() -> None:
             assert ":root" in json.dumps(principal["AWS"]), f"{owner} gives {wide} widely"
         elif isinstance(principal, dict) and "Service" in principal:
             condition = json.dumps(statement.get("Condition", {}))
-            assert "aws:SourceAccount" in condition or "aws:SourceArn" in condition, (
-                f"{owner}: a service principal without a source condition"
-            )
+            # CloudWatch Logs names the log group in the encryption context instead.
+            assert (
+                "aws:SourceAccount" in condition
+                or "aws:SourceArn" in condition
+                or ("kms:EncryptionContext:aws:logs:arn" in condition and "AccountId" in condition)
+            ), f"{owner}: a service principal without a source condition"
 
 
 def test_task_timeouts_cover_their_function_timeouts() -> None:
@@ -859,6 +887,144 @@ def test_secret_placeholders_are_not_secrets() -> None:
         assert not SECRET_LIKE_VALUE.search(value), f"{logical} ships a real-looking secret"
     # A fresh stack has Slack switched off until a webhook URL is put in.
     assert str(properties("SlackWebhookSecret")["SecretString"]).lower() in DISABLED_VALUES
+
+
+def test_keys_outlive_the_stack_like_the_data_they_encrypt() -> None:
+    """Deleting the stack must not schedule the deletion of the key of a retained resource:
+    the bucket, table and queues it keeps would become unreadable."""
+    keys = set(resources_of_type(TEMPLATE, "AWS::KMS::Key"))
+    retained = [
+        logical
+        for logical, resource in RESOURCES.items()
+        if resource.get("DeletionPolicy") == "Retain" and logical not in keys
+    ]
+    used = {key for logical in retained for key in references(properties(logical)) & keys}
+    assert used, "the retained resources are encrypted with the stack's key"
+    for key in used:
+        assert RESOURCES[key].get("DeletionPolicy") == "Retain", key
+        assert RESOURCES[key].get("UpdateReplacePolicy") == "Retain", key
+
+
+def test_log_groups_are_encrypted_with_the_stack_key() -> None:
+    groups = resources_of_type(TEMPLATE, "AWS::Logs::LogGroup")
+    assert groups
+    keys = {ref_target(properties(logical).get("KmsKeyId")) for logical in groups}
+    assert keys <= set(resources_of_type(TEMPLATE, "AWS::KMS::Key")), keys
+    # CloudWatch Logs itself encrypts, so the key policy must let it, for this account only.
+    for key in keys:
+        grants = [
+            statement
+            for statement in as_list(properties(key or "")["KeyPolicy"]["Statement"])
+            if "logs." in json.dumps(statement.get("Principal", {}))
+        ]
+        assert len(grants) == 1, f"{key}'s policy does not let CloudWatch Logs use it"
+        assert {"kms:Encrypt*", "kms:GenerateDataKey*", "kms:Decrypt*"} <= set(
+            as_list(grants[0]["Action"])
+        )
+        context = grants[0]["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+        assert "${AWS::AccountId}:log-group:" in json.dumps(context)
+
+
+def test_no_reserved_concurrency_unless_asked() -> None:
+    """A new account may have a concurrency quota of 10, of which Lambda keeps 10
+    unreserved: any fixed reservation fails the first deploy there."""
+    reserving = {
+        logical: properties(logical)["ReservedConcurrentExecutions"]
+        for logical in functions()
+        if "ReservedConcurrentExecutions" in properties(logical)
+    }
+    assert validation_function()[0] in reserving, "the upload trigger can still be capped"
+    for logical, value in reserving.items():
+        assert isinstance(value, dict), f"{logical} reserves a fixed {value}"
+        parameter = next(iter(references(value) - {"AWS::NoValue"}))
+        assert resolver().resolve(value) == NO_VALUE, f"{logical} reserves by default"
+        assert resolver(**{parameter: "0"}).resolve(value) == NO_VALUE, logical
+        assert resolver(**{parameter: "25"}).resolve(value) == "25", logical
+
+
+def test_the_api_gateway_logging_role_is_set_behind_a_parameter() -> None:
+    """Access logging needs the region's API Gateway CloudWatch role: a fresh account has
+    none, so the stack sets it by default; false leaves an existing setting alone."""
+    [(account, resource)] = resources_of_type(TEMPLATE, "AWS::ApiGateway::Account").items()
+    condition = resource["Condition"]
+    role = ref_target(resource["Properties"]["CloudWatchRoleArn"]) or ""
+    assert RESOURCES[role].get("Condition") == condition
+    [parameter] = references(TEMPLATE["Conditions"][condition])
+    assert resolver().condition(condition) is True
+    assert resolver(**{parameter: "false"}).condition(condition) is False
+    # The region's setting keeps naming the role after the stack is deleted.
+    assert RESOURCES[role].get("DeletionPolicy") == "Retain"
+    assert any(
+        "AmazonAPIGatewayPushToCloudWatchLogs" in json.dumps(arn)
+        for arn in properties(role)["ManagedPolicyArns"]
+    )
+    logging_apis = [
+        logical
+        for logical in resources_of_type(TEMPLATE, "AWS::Serverless::Api")
+        if "AccessLogSetting" in properties(logical)
+    ]
+    assert logging_apis
+    for api in logging_apis:
+        waits_for = [
+            handle
+            for handle in as_list(RESOURCES[api].get("DependsOn", []))
+            if account in references(RESOURCES[handle].get("Metadata", {}))
+        ]
+        assert waits_for, f"{api}'s stage may be created before the account's logging role"
+
+
+def test_depends_on_never_names_a_resource_that_may_not_exist() -> None:
+    """CloudFormation refuses a DependsOn on a resource whose condition is false."""
+    for logical, resource in RESOURCES.items():
+        for target in as_list(resource.get("DependsOn", [])):
+            condition = RESOURCES[target].get("Condition")
+            assert condition is None or condition == resource.get("Condition"), (
+                f"{logical} depends on {target}, which exists only if {condition}"
+            )
+
+
+def test_old_versions_expire_except_those_a_registered_model_was_trained_on() -> None:
+    rules = properties("TrainingBucket")["LifecycleConfiguration"]["Rules"]
+    expiring = [
+        rule
+        for rule in rules
+        if rule["Status"] == "Enabled" and "NoncurrentVersionExpiration" in rule
+    ]
+    settings = PipelineSettings.model_fields
+    training = str(settings["training_prefix"].default)
+    for rule in expiring:
+        prefix = rule.get("Prefix", "")
+        if training.startswith(prefix) or prefix.startswith(training):
+            assert rule.get("TagFilters") == [{"Key": LINEAGE_TAG, "Value": UNREGISTERED}], (
+                f"{rule['Id']} expires upload versions that registered models were trained on"
+            )
+            # A version is retagged when its job ends: no job outlives the rule's delay.
+            longest_job_days = TEMPLATE["Parameters"]["MaxJobDurationHours"]["MaxValue"] / 24
+            assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] > longest_job_days
+    # Everything the pipeline writes is still cleaned up once replaced.
+    covered = {rule.get("Prefix") for rule in expiring}
+    for name in ("training_prefix", "reports_prefix", "prepared_prefix", "bedrock_output_prefix"):
+        assert settings[name].default in covered, f"old versions under {name} never expire"
+
+
+def test_upload_versions_are_tagged_by_validation_and_finish_only() -> None:
+    tagging = {"s3:PutObjectTagging", "s3:PutObjectVersionTagging"}
+    taggers = set()
+    for owner, statement in identity_statements():
+        if statement.get("Effect") != "Allow" or not tagging & set(as_list(statement["Action"])):
+            continue
+        taggers.add(owner)
+        for resource in as_list(statement["Resource"]):
+            assert json.dumps(resource).endswith('/training/*"}'), f"{owner} tags {resource}"
+    assert taggers == {validation_function()[0], "FinishJobFunction"}
+
+
+def test_every_checkov_skip_says_why() -> None:
+    """make checkov fails on any finding; a skip is a decision, with its reason beside it."""
+    for logical, resource in RESOURCES.items():
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), f"{logical}: {skip}"
+            assert len(str(skip.get("comment", "")).split()) >= 5, f"{logical}: {skip['id']}"
 
 
 # ============================================================================ samconfig.toml

@@ -1,4 +1,5 @@
-"""Reading training files from S3 as streams (never the whole object in memory)."""
+"""Reading training files from S3 as streams (never the whole object in memory), writing
+reports and splits, and tagging upload versions for the bucket's lifecycle rules."""
 
 from __future__ import annotations
 
@@ -9,6 +10,14 @@ from typing import Any
 from sft_pipeline.jobs import UploadRef
 from sft_pipeline.validation.reader import BinaryReadable
 from sft_pipeline.validation.validator import DataSource
+
+# template.yaml expires noncurrent upload versions tagged LINEAGE_TAG=UNREGISTERED only: the
+# version a registered model was trained on is retagged REGISTERED, so its lineage never
+# points at deleted data.
+LINEAGE_TAG = "sft-lineage"
+UNREGISTERED = "unregistered"
+REGISTERED = "registered"
+MAX_TAGS = 10  # S3's limit per object version
 
 
 # What S3 answers for a missing key: HEAD has no body, so only the status code.
@@ -72,3 +81,29 @@ class TrainingObjects:
 
     def upload_file(self, bucket: str, key: str, path: str) -> None:
         self._client.upload_file(path, bucket, key)
+
+    def mark_unregistered(self, upload: UploadRef) -> None:
+        """Let this version expire once noncurrent, unless it is already tagged (an event
+        delivered again after its model was registered must not undo that)."""
+        self._tag_lineage(upload, UNREGISTERED, overwrite=False)
+
+    def keep_for_lineage(self, upload: UploadRef) -> None:
+        """Keep this version for good: a registered model was trained on it."""
+        self._tag_lineage(upload, REGISTERED, overwrite=True)
+
+    def _tag_lineage(self, upload: UploadRef, value: str, *, overwrite: bool) -> None:
+        if upload.version_id is None:
+            return  # only versions become noncurrent
+        version = {"Bucket": upload.bucket, "Key": upload.key, "VersionId": upload.version_id}
+        tag_set = self._client.get_object_tagging(**version)["TagSet"]
+        tags = {tag["Key"]: tag["Value"] for tag in tag_set}
+        current = tags.get(LINEAGE_TAG)
+        if current == value or (current is not None and not overwrite):
+            return
+        if current is None and len(tags) >= MAX_TAGS:
+            return  # no room for the tag: the version is kept, the safe side
+        # PutObjectTagging replaces the whole set: the uploader's own tags are written back.
+        tags[LINEAGE_TAG] = value
+        self._client.put_object_tagging(
+            **version, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]}
+        )

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from sft_pipeline.adapters.registry import JobRecord, ModelRecord, Registry
-from sft_pipeline.jobs import JobProgress, JobState, WorkflowRequest, WorkflowState
+from sft_pipeline.jobs import JobProgress, JobState, UploadRef, WorkflowRequest, WorkflowState
 from sft_pipeline.notifications import DatasetRef, Notification, Outcome
 from sft_pipeline.providers.base import (
     FineTuningProvider,
@@ -47,6 +47,10 @@ class FileSource(Protocol):
 
 class NotificationSender(Protocol):
     def publish(self, notification: Notification) -> str: ...
+
+
+class LineageKeeper(Protocol):
+    def keep_for_lineage(self, upload: UploadRef) -> None: ...
 
 
 def _timestamp(now: datetime) -> int:
@@ -324,8 +328,12 @@ def finish(
     now: datetime,
     *,
     api_base_url: str | None = None,
+    lineage: LineageKeeper | None = None,
 ) -> FinishResult:
-    """Record the outcome (the model with its lineage on success) and tell the user."""
+    """Record the outcome (the model with its lineage on success) and tell the user.
+
+    ``lineage`` keeps the trained upload version from the bucket's expiry; it is tagged
+    before the model is registered, so no registered model points at an expirable version."""
     request = state.request
     outcome = Outcome(state.outcome or "failed")
     progress = state.job
@@ -373,6 +381,8 @@ def finish(
                 "serving_note": serving.note,
             }
         )
+        if lineage is not None:
+            lineage.keep_for_lineage(request.upload)
         newly_registered = registry.register_model(
             ModelRecord(
                 model_id=job.fine_tuned_model,
