@@ -341,3 +341,68 @@ def test_the_function_answers_an_unknown_route_as_the_gateway_does() -> None:
     assert json.loads(response["body"]) == json.loads(
         gateway["ResponseTemplates"]["application/json"]
     )
+
+
+# Refusals of a request body
+
+
+@pytest.mark.usefixtures("seeded_api")
+@pytest.mark.parametrize(
+    ("name", "body", "message", "param", "code"),
+    [
+        (
+            "api_chat_completions.json",
+            '{"model": "support-bot", "messages": [}',
+            "We could not parse the JSON body of your request. "
+            "Send valid JSON with Content-Type: application/json.",
+            None,
+            None,
+        ),
+        (
+            "api_chat_completions.json",
+            "[1, 2]",
+            "The request body must be a JSON object.",
+            None,
+            None,
+        ),
+        (
+            "api_chat_completions.json",
+            '{"messages": [{"role": "user", "content": "Hi"}]}',
+            "Missing required parameter: 'model'.",
+            "model",
+            "missing_required_parameter",
+        ),
+        (
+            "api_chat_completions.json",
+            '{"model": "support-bot", "messages": [{"role": "bot", "content": "Hi"}]}',
+            "Invalid 'messages[0].role': input should be 'system', 'developer', 'user', "
+            "'assistant', 'tool' or 'function'.",
+            "messages[0].role",
+            "invalid_value",
+        ),
+        (
+            "api_put_alias.json",
+            '{"variants": []}',
+            "Invalid 'variants': empty array. Expected an array with minimum length 1, "
+            "but got an empty array instead.",
+            "variants",
+            "invalid_alias_update",
+        ),
+        (
+            "api_put_alias.json",
+            '{"model": "gpt-4o-mini", "colour": "red"}',
+            "Unrecognized request argument supplied: colour",
+            "colour",
+            "unknown_parameter",
+        ),
+    ],
+)
+def test_a_bad_body_is_refused_in_a_plain_sentence_naming_the_param(
+    name: str, body: str, message: str, param: str | None, code: str | None
+) -> None:
+    raw = load(name)
+    raw["body"] = body
+    response = routes.handle(raw, LambdaContext())  # type: ignore[arg-type]
+    assert response["statusCode"] == 400
+    error = ErrorBody.model_validate_json(response["body"]).error
+    assert (error.message, error.param, error.code) == (message, param, code)

@@ -9,12 +9,13 @@ from collections.abc import Iterator
 import pytest
 from moto import mock_aws
 
-from sft_pipeline.adapters.registry import ModelRecord, Registry
+from sft_pipeline.adapters.registry import JobRecord, ModelRecord, Registry
 from sft_pipeline.aliases import Variant
 from sft_pipeline.api.models import AliasUpdate, ChatCompletionRequest, ChatMessage
 from sft_pipeline.api.service import ApiError, ApiService, LookupCache
-from sft_pipeline.jobs import UploadRef
+from sft_pipeline.jobs import JobState, UploadRef
 from sft_pipeline.providers.base import (
+    ProviderJob,
     ProviderPermanentError,
     ProviderRateLimitError,
     ProviderTransientError,
@@ -204,6 +205,25 @@ def test_models_list_shows_shutdown_dates(api: ApiService) -> None:
         1,
         [Variant(model=FINE_TUNE, weight=100)],
     )
+    assert (alias.shutdown_date, alias.days_until_shutdown) == ("2027-01-14", 50)
+
+
+def test_a_split_alias_shows_the_earliest_shutdown_of_the_models_it_serves(
+    api: ApiService,
+) -> None:
+    split = [
+        Variant(model=FINE_TUNE, weight=80),
+        Variant(model="gpt-3.5-turbo-0125", weight=10),
+        Variant(model="amazon.nova-micro-v1:0:128k", weight=10),
+    ]
+    api.put_alias("canary", AliasUpdate(variants=split), NOW)
+    api.put_alias("nova", AliasUpdate(model="amazon.nova-micro-v1:0:128k"), NOW)
+    cards = {card.id: card for card in api.list_models(dt.date(2026, 10, 1)).data}
+    assert (cards["canary"].shutdown_date, cards["canary"].days_until_shutdown) == (
+        "2026-10-23",
+        22,
+    )
+    assert (cards["nova"].shutdown_date, cards["nova"].days_until_shutdown) == (None, None)
 
 
 def test_unknown_job_is_404(api: ApiService) -> None:
@@ -233,3 +253,72 @@ def test_a_promotion_is_seen_at_once_by_the_container_that_made_it(api: ApiServi
     assert api.chat(ask("bot"), 0.5).served_model == BASE
     api.put_alias("bot", AliasUpdate(model=FINE_TUNE), NOW)
     assert api.chat(ask("bot"), 0.5).served_model == FINE_TUNE
+
+
+def test_cancel_answers_with_the_same_view_as_get_job(
+    api: ApiService, registry: Registry, provider: FakeProvider
+) -> None:
+    trained = registry.get_model(FINE_TUNE)
+    assert trained is not None
+    registry.register_model(
+        trained.model_copy(
+            update={
+                "model_id": FINE_TUNE + "-2",
+                "actual_cost_usd": 0.42,
+                "train_loss": 0.25,
+                "valid_loss": 0.31,
+            }
+        )
+    )
+    registry.put_job(
+        JobRecord(
+            dataset_id="d1",
+            provider="openai",
+            job_id="ftjob-1",
+            status="running",
+            base_model=BASE,
+            model_id=FINE_TUNE + "-2",
+            started_at=NOW,
+        )
+    )
+    provider.jobs["ftjob-1"] = ProviderJob(
+        job_id="ftjob-1",
+        status="running",
+        state=JobState.RUNNING,
+        base_model=BASE,
+        created_at=int(NOW.timestamp()),
+    )
+    before = api.get_job("ftjob-1")
+    assert (before.actual_cost_usd, before.train_loss, before.hyperparameters) == (
+        0.42,
+        0.25,
+        {"n_epochs": 3},
+    )
+    cancelled = api.cancel_job("ftjob-1")
+    assert cancelled.status == "cancelled"
+    assert cancelled == before.model_copy(update={"status": "cancelled"})
+
+
+@pytest.mark.parametrize(
+    ("variants", "message"),
+    [
+        ([], "Invalid 'variants': empty array. Expected an array with minimum length 1"),
+        (
+            [Variant(model=BASE, weight=60)],
+            "Invalid 'variants': variant weights must add up to 100, not 60.",
+        ),
+        (
+            [Variant(model=BASE, weight=50), Variant(model=BASE, weight=50)],
+            "Invalid 'variants': each model may appear in only one variant.",
+        ),
+    ],
+)
+def test_a_bad_split_is_refused_in_a_plain_sentence(
+    api: ApiService, variants: list[Variant], message: str
+) -> None:
+    with pytest.raises(ApiError) as refused:
+        api.put_alias("bot", AliasUpdate(variants=variants), NOW)
+    error = refused.value
+    assert (error.status, error.code, error.param) == (400, "invalid_alias_update", "variants")
+    assert error.message.startswith(message)
+    assert "pydantic" not in error.message and "validation error" not in error.message

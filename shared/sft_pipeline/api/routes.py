@@ -34,7 +34,7 @@ from sft_pipeline.api.models import (
     JobView,
     ModelList,
 )
-from sft_pipeline.api.service import ApiError, ApiService, LookupCache
+from sft_pipeline.api.service import ApiError, ApiService, LookupCache, invalid_request
 
 # API Gateway accepts 10 MB; a chat request this large is a mistake or an attack.
 MAX_BODY_BYTES = 1024 * 1024
@@ -86,15 +86,7 @@ def _api_error(error: ApiError) -> Response[str]:
 
 @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
 def _invalid_request(error: RequestValidationError) -> Response[str]:
-    first = error.errors()[0]
-    where = [str(part) for part in first.get("loc", ()) if part != "body"]
-    return error_response(
-        ApiError(
-            400,
-            f"{'.'.join(where) or 'body'}: {first.get('msg', 'invalid')}",
-            param=".".join(where) or None,
-        )
-    )
+    return error_response(invalid_request(error.errors()))
 
 
 @app.not_found

@@ -7,9 +7,11 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
+
+from pydantic import ValidationError
 
 from sft_pipeline.adapters.registry import (
     AliasNotFound,
@@ -55,6 +57,58 @@ class ApiError(Exception):
     code: str | None = None
     param: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+
+
+def invalid_request(problems: Sequence[Mapping[str, Any]], where: str | None = None) -> ApiError:
+    """The 400 for the first problem pydantic found in a request: a plain sentence, and the
+    parameter as OpenAI writes it (``messages[0].role``). ``where`` names the parameter
+    that problems about a whole value are about (a split whose weights do not add up)."""
+    problem = problems[0]
+    kind = str(problem.get("type", ""))
+    context = problem.get("ctx") or {}
+    if kind == "json_invalid":
+        return ApiError(
+            400,
+            "We could not parse the JSON body of your request. "
+            "Send valid JSON with Content-Type: application/json.",
+        )
+    param = _param([part for part in problem.get("loc", ()) if part != "body"]) or where
+    if kind == "missing" and param:
+        return ApiError(
+            400,
+            f"Missing required parameter: '{param}'.",
+            param=param,
+            code="missing_required_parameter",
+        )
+    if kind == "extra_forbidden" and param:
+        return ApiError(
+            400,
+            f"Unrecognized request argument supplied: {param}",
+            param=param,
+            code="unknown_parameter",
+        )
+    if kind == "too_short" and context.get("actual_length") == 0:
+        return ApiError(
+            400,
+            f"Invalid '{param}': empty array. Expected an array with minimum length "
+            f"{context.get('min_length', 1)}, but got an empty array instead.",
+            param=param,
+            code="empty_array",
+        )
+    # A validator's own sentence, else pydantic's ("Input should be ...") made part of ours.
+    reason = str(context["error"]) if "error" in context else str(problem.get("msg", "invalid"))
+    reason = (reason[:1].lower() + reason[1:]).rstrip(".")
+    if param is None:
+        if kind in ("model_attributes_type", "model_type", "dict_type"):
+            return ApiError(400, "The request body must be a JSON object.")
+        return ApiError(400, f"The request body is not valid: {reason}.")
+    return ApiError(400, f"Invalid '{param}': {reason}.", param=param, code="invalid_value")
+
+
+def _param(location: Sequence[int | str]) -> str | None:
+    """A pydantic error location as OpenAI writes a parameter: ``messages[0].role``."""
+    param = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in location)
+    return param.removeprefix(".") or None
 
 
 @dataclass(frozen=True)
@@ -211,8 +265,17 @@ class ApiService:
     # ---------------------------------------------------------------- registry views
 
     def list_models(self, today: dt.date) -> ModelList:
-        cards = [_model_card(model, today) for model in self.registry.list_models()]
+        models = self.registry.list_models()
+        cards = [_model_card(model, today) for model in models]
+        shutdowns = {model.model_id: _shutdown_date(model.base_model) for model in models}
         for name, current, version in self.registry.list_aliases():
+            # A variant is a registered fine-tune or a base model; the alias stops answering
+            # (for that share of its traffic) when the first of them stops being served.
+            served = [
+                shutdowns[v.model] if v.model in shutdowns else _shutdown_date(v.model)
+                for v in version.variants
+            ]
+            shutdown = min(filter(None, served), default=None)
             cards.append(
                 ModelCard(
                     id=name,
@@ -221,6 +284,8 @@ class ApiService:
                     kind="alias",
                     alias_version=current,
                     variants=version.variants,
+                    shutdown_date=shutdown.isoformat() if shutdown else None,
+                    days_until_shutdown=(shutdown - today).days if shutdown else None,
                 )
             )
         return ModelList(data=cards)
@@ -261,8 +326,10 @@ class ApiService:
                     "The alias changed while this update was made; retry.",
                     code="alias_conflict",
                 ) from None
-            except ValueError as invalid:
-                raise ApiError(400, str(invalid), code="invalid_alias_update") from None
+            except ValidationError as invalid:
+                # An empty split, weights that do not add up to 100, a model named twice.
+                refusal = invalid_request(invalid.errors(), where="variants")
+                raise replace(refusal, code="invalid_alias_update") from None
         self.lookups.forget(lambda key: key[:2] == ("alias", name))  # type: ignore[index]
         return AliasView(
             alias=name,
@@ -275,7 +342,10 @@ class ApiService:
         return JobList(data=[self._job_view(job, None, None) for job in self.registry.list_jobs()])
 
     def get_job(self, job_id: str) -> JobView:
-        job = self._find_job(job_id)
+        return self._detailed_view(self._find_job(job_id))
+
+    def _detailed_view(self, job: JobRecord) -> JobView:
+        """The job with its dataset, model and latest events: what GET /jobs/{id} shows."""
         events: list[str] = []
         try:
             if job.job_id is not None:
@@ -299,8 +369,8 @@ class ApiService:
             cancelled = self.providers(job.provider).cancel_job(job.job_id)
         except ProviderError as failure:
             raise _provider_failure(failure) from failure
-        view = self._job_view(job, self.registry.get_dataset(job.dataset_id), None)
-        return view.model_copy(update={"status": cancelled.status})
+        # The same view as GET /jobs/{id}, with the status the provider just answered.
+        return self._detailed_view(job).model_copy(update={"status": cancelled.status})
 
     def _find_job(self, job_id: str) -> JobRecord:
         job = self.registry.get_job_by_id(job_id) or self.registry.get_job(job_id)
@@ -334,10 +404,13 @@ class ApiService:
         )
 
 
+def _shutdown_date(base_model: str) -> dt.date | None:
+    """When the provider stops serving a base model (and its fine-tunes), if known."""
+    return resolve_model(base_model).shutdown_date if provider_of(base_model) else None
+
+
 def _model_card(model: ModelRecord, today: dt.date) -> ModelCard:
-    shutdown = (
-        resolve_model(model.base_model).shutdown_date if provider_of(model.base_model) else None
-    )
+    shutdown = _shutdown_date(model.base_model)
     return ModelCard(
         id=model.model_id,
         created=int(model.created_at.timestamp()),
