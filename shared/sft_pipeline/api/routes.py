@@ -49,7 +49,13 @@ app.configure_openapi(
     version=API_VERSION,
     description="OpenAI-compatible chat completions over the fine-tuned model registry, "
     "with aliases, A/B splits and job control.",
-    security_schemes={"bearer": HTTPBearer(description="An API key from `sft keys create`.")},
+    security_schemes={
+        "bearer": HTTPBearer(
+            description="An API key from `sft keys create`. An inference key may call chat "
+            "completions and list models; the other routes need an admin key "
+            "(`--scope admin`) and answer 403 insufficient_scope to an inference key."
+        )
+    },
     security=[{"bearer": []}],
 )
 _variant_draws = random.Random()
