@@ -6,6 +6,7 @@ subscriptions) goes through ``LambdaFunction._invoke_lambda``; replacing it keep
 moto's own error plumbing, so a raised exception reaches Step Functions under its
 class name, as on AWS. Invocations from S3 and SNS are asynchronous on AWS:
 here too they are retried, and then sent to the function's failure destination.
+S3 events name the object version they are about, as S3's do (moto's leave it out).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any, TextIO
 from unittest import mock
 
 from moto.awslambda.models import LambdaFunction
+from moto.s3 import notifications as s3_notifications
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
     WaitFunction,
@@ -206,6 +208,21 @@ class _Context:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+def _s3_event_with_version(
+    event_name: str, bucket: Any, key: Any, notification_id: str
+) -> dict[str, Any]:
+    """moto's S3 event plus the ``versionId`` S3 sends: the version this very write made
+    (the key object is the one just stored, so later writes cannot be mistaken for it)."""
+    event: dict[str, Any] = _moto_s3_event(event_name, bucket, key, notification_id)
+    if key.version_id != "null":  # a bucket without versioning: S3 names no version
+        for record in event["Records"]:
+            record["s3"]["object"]["versionId"] = key.version_id
+    return event
+
+
+_moto_s3_event = s3_notifications._get_s3_event
+
+
 class _ScaledTime:
     """Stands in for the ``time`` module inside moto's retrier: sleeps are shortened."""
 
@@ -232,6 +249,7 @@ def installed(seam: LambdaSeam, time_scale: float) -> Iterator[LambdaSeam]:
 
     with (
         mock.patch.object(LambdaFunction, "_invoke_lambda", invoke_in_process),
+        mock.patch.object(s3_notifications, "_get_s3_event", _s3_event_with_version),
         mock.patch.object(WaitFunction, "_wait_interval", scaled_wait),
         mock.patch.object(retrier_decl, "time", _ScaledTime(time_scale)),
     ):
