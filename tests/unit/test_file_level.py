@@ -10,9 +10,9 @@ import json
 
 import pytest
 
-from sft_pipeline.validation import reader
+from sft_pipeline.validation import reader, validator
 from sft_pipeline.validation.reader import StreamTally, iter_lines
-from tests.conftest import Validator, as_lines, codes, good_examples
+from tests.conftest import Validator, as_lines, chat, codes, good_examples
 
 
 def test_empty_file(run_validation: Validator) -> None:
@@ -155,6 +155,30 @@ def test_oversized_line_is_skipped_without_buffering(
     report = run_validation([*rows[:3], huge, *rows[3:]])
     assert [(f.code, f.line) for f in report.errors] == [("line_too_long", 4)]
     assert report.stats.valid_examples == 11
+
+
+@pytest.mark.parametrize("data_format", ["chat", "dpo"])
+def test_text_beyond_every_model_is_refused_before_it_is_counted(
+    monkeypatch: pytest.MonkeyPatch, run_validation: Validator, data_format: str
+) -> None:
+    # The largest model takes 100 tokens here, so 12,800 characters can only be too long.
+    monkeypatch.setattr(validator, "_largest_token_limit", lambda: 100)
+    long_text = "word " * 2_600
+
+    def row(text: str) -> dict[str, object]:
+        if data_format == "chat":
+            return chat(text, "Short answer.")
+        return {
+            "input": {"messages": [{"role": "user", "content": text}]},
+            "preferred_output": [{"role": "assistant", "content": "Yes."}],
+            "non_preferred_output": [{"role": "assistant", "content": "No."}],
+        }
+
+    rows = [row(f"Question {i}?") for i in range(10)]
+    report = run_validation([*rows[:4], row(long_text), *rows[4:]], data_format=data_format)
+    assert [(f.code, f.line) for f in report.errors] == [("line_too_long", 5)]
+    assert "far over the 100 tokens any model takes" in report.errors[0].message
+    assert report.stats.valid_examples == 10
 
 
 def test_reader_reads_in_bounded_chunks() -> None:

@@ -7,22 +7,33 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sft_pipeline.validation import tokens
 from sft_pipeline.validation.catalog import load_catalog
 from sft_pipeline.validation.estimate import auto_epochs, estimate_cost
 from sft_pipeline.validation.tokens import (
+    MAX_TOKEN_BYTES,
     EncodingIntegrityError,
     TokenCounter,
+    count_tokens,
     get_encoding,
     verified_ranks,
 )
+
+ENCODINGS: list[tokens.EncodingName] = ["o200k_base", "cl100k_base"]
 
 
 @pytest.mark.parametrize("name", ["o200k_base", "cl100k_base"])
 def test_shipped_rank_files_match_the_official_hash(name: tokens.EncodingName) -> None:
     ranks = verified_ranks(name)
     assert len(ranks) > 100_000
+
+
+def test_no_token_is_longer_than_the_bound_the_validator_relies_on() -> None:
+    longest = max(len(token) for name in ENCODINGS for token in verified_ranks(name))
+    assert longest == MAX_TOKEN_BYTES
 
 
 def test_a_tampered_rank_file_is_refused() -> None:
@@ -45,7 +56,7 @@ def test_known_token_ids(name: tokens.EncodingName, text: str, expected: list[in
 
 
 def test_counter_counts_exactly_and_remembers_repeats() -> None:
-    counter = TokenCounter("o200k_base", memo_size=3)
+    counter = TokenCounter("o200k_base", cap=65_536, memo_chars=40)
     encoding = get_encoding("o200k_base")
     texts = [
         "The Summit 2 tent sleeps two.",
@@ -55,6 +66,68 @@ def test_counter_counts_exactly_and_remembers_repeats() -> None:
     ]
     assert counter.submit(texts).result() == [len(encoding.encode_ordinary(t)) for t in texts]
     assert counter.submit(["x" * 10]).result() == [len(encoding.encode_ordinary("x" * 10))]
+
+
+# Words, numbers, punctuation, spaces and line breaks of several scripts: what slices are cut in.
+PIECES = st.sampled_from(
+    [
+        "tent", "Summit", " ", "  ", "   ", "\n", " \n", "\n ", "\r\n", "\t", " \t",
+        ",", ".", "'s", "'ll", "2026", "3.5",
+        "東京", "、", "Ünïcödé", "москва", "🚀", "👍🏽", "<|endoftext|>", "--", "/", "_", "a" * 9,
+    ]
+)  # fmt: skip
+
+
+# Runs of up to five pieces, each ending in a letter and a space: an exact cut within 70 characters.
+RUNS = st.lists(st.lists(PIECES, max_size=5).map(lambda run: "".join(run) + "x "), max_size=40)
+
+
+@settings(deadline=None, max_examples=300)  # the first example loads both encodings
+@given(RUNS, st.integers(min_value=70, max_value=200))
+def test_counting_in_slices_is_exact(runs: list[str], slice_chars: int) -> None:
+    text = "".join(runs)
+    for name in ENCODINGS:
+        encode = get_encoding(name).encode_ordinary
+        whole = len(encode(text))
+        assert count_tokens(encode, text, cap=whole, slice_chars=slice_chars) == whole
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.lists(PIECES, max_size=60))
+def test_every_cut_the_counter_may_make_keeps_the_count(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    for name in ENCODINGS:
+        encode = get_encoding(name).encode_ordinary
+        whole = len(encode(text))
+        for cut in tokens._EXACT_CUT.finditer(text):
+            assert len(encode(text[: cut.start()])) + len(encode(text[cut.start() :])) == whole
+
+
+def test_a_cut_between_two_spaces_would_change_the_count() -> None:
+    # Why cuts follow a letter or a digit: cl100k reads "  \n" as one piece.
+    encode = get_encoding("cl100k_base").encode_ordinary
+    text = "ab  \ncd"
+    assert len(encode("ab ")) + len(encode(" \ncd")) != len(encode(text))
+    assert [cut.start() for cut in tokens._EXACT_CUT.finditer(text)] == [2]
+
+
+def test_counting_stops_past_the_cap_without_a_list_of_every_token() -> None:
+    encode = get_encoding("o200k_base").encode_ordinary
+    calls: list[int] = []
+
+    def recording(text: str) -> list[int]:
+        calls.append(len(text))
+        return encode(text)
+
+    words = "The Summit tent sleeps two, in any weather. " * 200_000  # 8.8 MB, 2 M tokens
+    counted = count_tokens(recording, words, cap=65_536, slice_chars=100_000)
+    assert 65_536 < counted < 120_000
+    assert max(calls) < 200_000 and sum(calls) < 500_000
+    # One unbroken run has no exact cut: it is cut anyway, and counted about right.
+    run = "a" * 3_000_000
+    assert count_tokens(encode, run, cap=10**9, slice_chars=100_000) == pytest.approx(
+        len(encode(run)), abs=30
+    )
 
 
 @pytest.mark.parametrize(
@@ -99,9 +172,9 @@ def test_counting_in_a_forked_process_gives_the_same_counts() -> None:
     # A fresh interpreter: forking is only used where no other thread runs.
     script = (
         "from sft_pipeline.validation.tokens import TokenCounter\n"
-        "counter = TokenCounter('o200k_base', use_process=True)\n"
+        "counter = TokenCounter('o200k_base', cap=9999, use_process=True)\n"
         "texts = ['The Summit 2 tent', '東京 🚀', 'The Summit 2 tent'] * 50\n"
-        "print(counter.uses_process, counter.submit(texts).result() == TokenCounter('o200k_base').submit(texts).result())\n"
+        "print(counter.uses_process, counter.submit(texts).result() == TokenCounter('o200k_base', cap=9999).submit(texts).result())\n"
         "counter.close()\n"
     )
     result = subprocess.run(
@@ -116,7 +189,7 @@ def test_without_processes_counting_stays_in_a_thread(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(tokens, "ProcessPoolExecutor", unavailable)
     monkeypatch.setattr(tokens.threading, "active_count", lambda: 1)
-    counter = TokenCounter("cl100k_base", use_process=True)
+    counter = TokenCounter("cl100k_base", cap=9999, use_process=True)
     assert not counter.uses_process
     assert counter.submit(["hello world"]).result() == [2]
     counter.close()

@@ -166,50 +166,65 @@ def _split_lines(
     tally: StreamTally,
     on_progress: Callable[[int], None] | None,
 ) -> Iterator[Line]:
-    pending = b""
+    # The line being read, in pieces when it spans chunks: joined once, when it ends.
+    pending: list[bytes] = []
+    pending_bytes = 0
     oversized = 0
-    first = True
-    while True:
-        chunk = stream.read(CHUNK_SIZE)
-        if first:
-            head = chunk
-            while len(head) < SNIFF_BYTES and chunk:
-                chunk = stream.read(CHUNK_SIZE)
-                head += chunk
-            sniff(head)
-            chunk = head
-            first = False
-            if chunk.startswith(UTF8_BOM):
-                tally.sha256.update(UTF8_BOM)
-                tally.bytes_read += len(UTF8_BOM)
-                chunk = chunk[len(UTF8_BOM) :]
-        if not chunk:
-            break
-        tally.sha256.update(chunk)
-        tally.bytes_read += len(chunk)
-        if on_progress is not None:
-            on_progress(tally.bytes_read)
+    for chunk in _chunks(stream, tally, on_progress):
         pieces = chunk.split(b"\n")
-        pieces[0] = pending + pieces[0] if not oversized else pieces[0]
-        for piece in pieces[:-1]:
+        tail = pieces.pop()
+        for piece in pieces:
             tally.lines += 1
             if oversized:
                 yield Line(tally.lines, b"", oversized + len(piece))
                 oversized = 0
-            elif len(piece) > MAX_LINE_BYTES:
-                yield Line(tally.lines, b"", len(piece))
+            elif pending:
+                yield _line(tally.lines, b"".join([*pending, piece]))
+                pending, pending_bytes = [], 0
             else:
-                yield Line(tally.lines, piece.removesuffix(b"\r"))
-        pending = pieces[-1]
+                yield _line(tally.lines, piece)
         if oversized:
-            oversized += len(pending)
-            pending = b""
-        elif len(pending) > MAX_LINE_BYTES:
-            oversized = len(pending)
-            pending = b""
+            oversized += len(tail)
+        elif tail:
+            pending.append(tail)
+            pending_bytes += len(tail)
+            if pending_bytes > MAX_LINE_BYTES:
+                oversized = pending_bytes
+                pending, pending_bytes = [], 0
     if oversized:
         tally.lines += 1
         yield Line(tally.lines, b"", oversized)
     elif pending:
         tally.lines += 1
-        yield Line(tally.lines, pending.removesuffix(b"\r"))
+        yield _line(tally.lines, b"".join(pending))
+
+
+def _line(number: int, raw: bytes) -> Line:
+    if len(raw) > MAX_LINE_BYTES:
+        return Line(number, b"", len(raw))
+    return Line(number, raw.removesuffix(b"\r"))
+
+
+def _chunks(
+    stream: BinaryReadable,
+    tally: StreamTally,
+    on_progress: Callable[[int], None] | None,
+) -> Iterator[bytes]:
+    """The stream's bytes in chunks, after checking its head and dropping a UTF-8 BOM."""
+    head = chunk = stream.read(CHUNK_SIZE)
+    while len(head) < SNIFF_BYTES and chunk:
+        chunk = stream.read(CHUNK_SIZE)
+        head += chunk
+    sniff(head)
+    if head.startswith(UTF8_BOM):
+        tally.sha256.update(UTF8_BOM)
+        tally.bytes_read += len(UTF8_BOM)
+        head = head[len(UTF8_BOM) :]
+    chunk = head
+    while chunk:
+        tally.sha256.update(chunk)
+        tally.bytes_read += len(chunk)
+        if on_progress is not None:
+            on_progress(tally.bytes_read)
+        yield chunk
+        chunk = stream.read(CHUNK_SIZE)

