@@ -60,7 +60,12 @@ def test_unusable_files_get_one_file_level_error(
     ],
     ids=["one-line", "pretty-printed", "one-example-a-line"],
 )
-def test_json_array_files_are_told_apart(run_validation: Validator, data: bytes) -> None:
+@pytest.mark.parametrize("scan_bytes", [reader.ITEM_SCAN_BYTES, 1], ids=["parsed", "long-lines"])
+def test_json_array_files_are_told_apart(
+    monkeypatch: pytest.MonkeyPatch, run_validation: Validator, data: bytes, scan_bytes: int
+) -> None:
+    # Long lines are told apart by their brackets, not parsed a second time.
+    monkeypatch.setattr(reader, "ITEM_SCAN_BYTES", scan_bytes)
     report = run_validation(data)
     assert codes(report.errors) == ["json_array"]
 
@@ -74,9 +79,15 @@ def test_json_array_files_are_told_apart(run_validation: Validator, data: bytes)
     ],
     ids=["garbage", "stray-array", "array-of-one-example"],
 )
+@pytest.mark.parametrize("scan_bytes", [reader.ITEM_SCAN_BYTES, 1], ids=["parsed", "long-lines"])
 def test_a_bad_first_line_starting_with_a_bracket_is_only_that_line(
-    run_validation: Validator, first: bytes, code: str
+    monkeypatch: pytest.MonkeyPatch,
+    run_validation: Validator,
+    first: bytes,
+    code: str,
+    scan_bytes: int,
 ) -> None:
+    monkeypatch.setattr(reader, "ITEM_SCAN_BYTES", scan_bytes)
     rows: list[dict[str, object] | bytes] = [first, *good_examples(12)]
     rows[5] = b'{"messages": "not a list"}'
     report = run_validation(rows)
@@ -178,6 +189,43 @@ def test_text_beyond_every_model_is_refused_before_it_is_counted(
     report = run_validation([*rows[:4], row(long_text), *rows[4:]], data_format=data_format)
     assert [(f.code, f.line) for f in report.errors] == [("line_too_long", 5)]
     assert "far over the 100 tokens any model takes" in report.errors[0].message
+    assert report.stats.valid_examples == 10
+
+
+@pytest.mark.parametrize(
+    ("raw", "items"),
+    [
+        (b'{"a": "x, y: z", "b": [1, 2, {}]}', 6),
+        (b'{"a": "\\", \\\\", "b": ["\\\\", ":"]}', 5),
+        (b"[{}, {}, {}, {}, {}, {}]", 6),
+    ],
+)
+def test_json_items_are_counted_outside_strings(
+    monkeypatch: pytest.MonkeyPatch, raw: bytes, items: int
+) -> None:
+    monkeypatch.setattr(reader, "MAX_JSON_ITEMS", 2)
+    assert reader.json_items(raw) == items
+
+
+def test_a_long_line_of_many_values_is_skipped_unparsed(
+    monkeypatch: pytest.MonkeyPatch, run_validation: Validator
+) -> None:
+    monkeypatch.setattr(reader, "ITEM_SCAN_BYTES", 100)
+    monkeypatch.setattr(validator, "ITEM_SCAN_BYTES", 100)
+    monkeypatch.setattr(reader, "MAX_JSON_ITEMS", 50)
+    monkeypatch.setattr(validator, "MAX_JSON_ITEMS", 50)
+    part = {"type": "text", "text": "a, b: c"}
+    many = {
+        "messages": [
+            {"role": "user", "content": [part] * 20},
+            {"role": "assistant", "content": "ok"},
+        ]
+    }
+    rows = good_examples(10)
+    report = run_validation([*rows[:2], many, *rows[2:]])
+    assert [(f.code, f.line) for f in report.errors] == [("line_too_long", 3)]
+    # Not the commas and colons of its text.
+    assert "about 88 JSON values and keys" in report.errors[0].message
     assert report.stats.valid_examples == 10
 
 

@@ -1,5 +1,6 @@
 """One huge line cannot exhaust the validation function's memory (2,048 MB): any input
-stays under 1 GB of peak RSS and still gets a report that names the line.
+(a huge text, one unbroken string, millions of tiny values) stays under 1 GB of peak RSS
+and still gets a report that names the line.
 
 Each file is validated by `sft validate` in a child process, whose peak RSS (and its
 counting process's) comes from ``os.wait4``: a memory bound, not a timing.
@@ -87,6 +88,24 @@ def test_one_huge_line_is_refused_in_bounded_memory(
     [finding] = [f for f in report["errors"] if f["line"] == 1]
     assert finding["code"] == "line_too_long"
     assert f"has {characters}" in finding["message"]
+    assert report["stats"]["valid_examples"] == 10
+
+
+def test_a_line_of_millions_of_tiny_values_is_refused_unparsed(tmp_path: Path) -> None:
+    # 1.2 million empty text parts: 31 MB of JSON, over a gigabyte once parsed.
+    part = b'{"type": "text", "text": ""}'
+    path = tmp_path / "parts.jsonl"
+    with path.open("wb") as out:
+        out.write(b'{"messages": [{"role": "user", "content": [')
+        out.write(b", ".join(itertools.repeat(part, 1_200_000)))
+        out.write(b']}, {"role": "assistant", "content": "Done."}]}\n')
+        for example in good_examples(10):
+            out.write(json.dumps(example).encode() + b"\n")
+    report, peak = validate_in_child(path)
+    assert peak < GB, f"peak RSS {peak / 2**20:,.0f} MiB"
+    [finding] = [f for f in report["errors"] if f["line"] == 1]
+    assert finding["code"] == "line_too_long"
+    assert "JSON values and keys" in finding["message"]
     assert report["stats"]["valid_examples"] == 10
 
 

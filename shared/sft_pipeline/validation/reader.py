@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -20,6 +21,12 @@ CHUNK_SIZE = 1 << 20
 # An example can carry ten 10 MB images as base64; anything longer is not a training example.
 MAX_LINE_BYTES = 160 << 20
 SNIFF_BYTES = 64 << 10
+# A JSON value takes far more memory parsed than written ("{}," is 3 bytes, a dict 64),
+# so a line longer than this is parsed only when it holds at most MAX_JSON_ITEMS values.
+ITEM_SCAN_BYTES = 1 << 20
+MAX_JSON_ITEMS = 1_000_000
+# A JSON string, without backtracking (possessive): what a scan of the structure skips.
+_JSON_STRING = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"')
 
 UTF8_BOM = codecs.BOM_UTF8
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
@@ -155,10 +162,30 @@ def _json_array_file(first: Line, second: Line | None) -> bool:
 
 
 def _parses_as(raw: bytes, kind: type) -> bool:
+    if len(raw) > ITEM_SCAN_BYTES:
+        # Not parsed twice: its brackets tell well enough.
+        opening, closing = (b"[", b"]") if kind is list else (b"{", b"}")
+        stripped = raw.strip()
+        return stripped.startswith(opening) and stripped.endswith(closing)
     try:
         return isinstance(orjson.loads(raw), kind)
     except orjson.JSONDecodeError:
         return False
+
+
+def json_items(raw: bytes) -> int:
+    """About how many values and keys a JSON text holds: its commas and colons outside
+    strings, plus one; an upper bound when that is at most MAX_JSON_ITEMS.
+
+    Counted without parsing and without copying the text.
+    """
+    items = 1 + raw.count(b",") + raw.count(b":")
+    if items > MAX_JSON_ITEMS:
+        # Many may be inside strings, which parse to one value each.
+        for string in _JSON_STRING.finditer(raw):
+            start, end = string.span()
+            items -= raw.count(b",", start, end) + raw.count(b":", start, end)
+    return items
 
 
 def _split_lines(

@@ -39,12 +39,15 @@ from sft_pipeline.validation.quality import (
     lines_finding,
 )
 from sft_pipeline.validation.reader import (
+    ITEM_SCAN_BYTES,
+    MAX_JSON_ITEMS,
     MAX_LINE_BYTES,
     BinaryReadable,
     FileLevelError,
     Line,
     StreamTally,
     iter_lines,
+    json_items,
 )
 from sft_pipeline.validation.report import (
     FileInfo,
@@ -191,21 +194,25 @@ class _Run:
         for line in batch:
             if line.oversized_bytes:
                 result.examples += 1
-                self.errors.add(
-                    Finding(
-                        code="line_too_long",
-                        line=line.number,
-                        file=label,
-                        message=f"Line is {line.oversized_bytes:,} bytes long, over the "
-                        f"{MAX_LINE_BYTES // (1 << 20)} MiB that any valid example can take; "
-                        "it was skipped.",
-                    )
+                self._skip(
+                    line,
+                    label,
+                    f"Line is {line.oversized_bytes:,} bytes long, over the "
+                    f"{MAX_LINE_BYTES // (1 << 20)} MiB that any valid example can take",
                 )
                 continue
             if not line.raw.strip():
                 result.blank_lines += 1
                 continue
             result.examples += 1
+            if len(line.raw) > ITEM_SCAN_BYTES and (items := json_items(line.raw)) > MAX_JSON_ITEMS:
+                self._skip(
+                    line,
+                    label,
+                    f"Line holds about {items:,} JSON values and keys, far more than a "
+                    f"training example holds (at most {MAX_JSON_ITEMS:,} are read)",
+                )
+                continue
             checked = check_line(
                 line.raw, line.number, fmt, self.nova, max_text_chars=self.max_text_chars
             )
@@ -220,6 +227,16 @@ class _Run:
             if checked.facts is not None:
                 facts.append(checked.facts)
         return facts
+
+    def _skip(self, line: Line, label: str | None, why: str) -> None:
+        self.errors.add(
+            Finding(
+                code="line_too_long",
+                line=line.number,
+                file=label,
+                message=f"{why}; it was skipped without being parsed.",
+            )
+        )
 
     def _apply_counts(self, facts: list[ExampleFacts], counts: list[int]) -> set[int]:
         """Set each example's tokens; returns the lines whose counting stopped at the limit."""
