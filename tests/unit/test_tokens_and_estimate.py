@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import subprocess
 import sys
 
@@ -96,11 +97,33 @@ def test_counting_in_slices_is_exact(runs: list[str], slice_chars: int) -> None:
 @given(st.lists(PIECES, max_size=60))
 def test_every_cut_the_counter_may_make_keeps_the_count(pieces: list[str]) -> None:
     text = "".join(pieces)
+    line_ends = list(itertools.accumulate(len(line) for line in tokens._lines(text)))
+    cuts = [cut.start() for cut in tokens._EXACT_CUT.finditer(text)] + line_ends[:-1]
     for name in ENCODINGS:
         encode = get_encoding(name).encode_ordinary
         whole = len(encode(text))
-        for cut in tokens._EXACT_CUT.finditer(text):
-            assert len(encode(text[: cut.start()])) + len(encode(text[cut.start() :])) == whole
+        for cut in cuts:
+            assert len(encode(text[:cut])) + len(encode(text[cut:])) == whole
+
+
+@settings(deadline=None)
+@given(st.lists(st.lists(PIECES, max_size=12).map("".join), min_size=1, max_size=8))
+def test_texts_counted_line_by_line_are_exact_and_their_lines_counted_once(
+    lines: list[str],
+) -> None:
+    encode = get_encoding("o200k_base").encode_ordinary
+    texts = ["\n".join(lines), "\n".join([*lines, "Today is 2026-11-30."])]
+    counted: list[str] = []
+
+    def recording(text: str) -> list[int]:
+        counted.append(text)
+        return encode(text)
+
+    memo = tokens.BoundedMemo()
+    assert [count_tokens(recording, t, cap=10**9, lines=memo) for t in texts] == [
+        len(encode(t)) for t in texts
+    ]
+    assert len(counted) == len(set(counted))
 
 
 def test_a_cut_between_two_spaces_would_change_the_count() -> None:

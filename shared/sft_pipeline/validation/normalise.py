@@ -51,7 +51,10 @@ def normalise(text: str) -> str:
     """Case- and punctuation-insensitive form of ``text``, for near-duplicate checks."""
     if "\n" not in text:
         return _line(text)
-    return " ".join(filter(None, map(_line, text.split("\n"))))
+    lines = text.split("\n")
+    # Short lines, as nearly always, go to the cache straight.
+    cut = _cached_line if max(map(len, lines)) <= CACHED_LINE_CHARS else _line
+    return " ".join(filter(None, map(cut, lines)))
 
 
 def _line(text: str) -> str:

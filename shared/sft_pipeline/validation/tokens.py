@@ -43,7 +43,7 @@ COUNT_SLICE_CHARS = 1 << 18
 # Both encodings start a new piece at a space that follows a letter or a digit, so
 # counting the text on either side of it gives exactly the count of the whole.
 _EXACT_CUT = re.compile(r"(?<=[^\W_]) ")
-# Texts up to this long are remembered, and the memo holds this many characters at most.
+# Texts up to this long are remembered, and a memo holds this many characters at most.
 MEMO_TEXT_CHARS = 1 << 14
 MEMO_CHARS = 1 << 23
 
@@ -88,27 +88,77 @@ def get_encoding(name: EncodingName) -> tiktoken.Encoding:
     return tiktoken.Encoding(**spec)
 
 
+class BoundedMemo:
+    """Token counts of texts up to MEMO_TEXT_CHARS long, in at most ``max_chars``
+    characters: emptied when full, so memory stays bounded whatever the file."""
+
+    def __init__(self, max_chars: int = MEMO_CHARS) -> None:
+        self._counts: dict[str, int] = {}
+        self._chars = 0
+        self._max_chars = max_chars
+
+    def get(self, text: str) -> int | None:
+        return self._counts.get(text)
+
+    def remember(self, text: str, count: int) -> None:
+        if len(text) > MEMO_TEXT_CHARS:
+            return
+        if self._chars + len(text) > self._max_chars:
+            self._counts.clear()
+            self._chars = 0
+        self._counts[text] = count
+        self._chars += len(text)
+
+
 def count_tokens(
     encode: Callable[[str], list[int]],
     text: str,
     cap: int,
     slice_chars: int = COUNT_SLICE_CHARS,
+    lines: BoundedMemo | None = None,
 ) -> int:
     """The tokens of ``text``: exact up to ``cap``; past it, a lower bound above ``cap``.
 
     Counting a long text stops in the first slice that takes it past ``cap``. Slices
     are cut at a space after a letter or a digit, where the count stays exact; a
     stretch of ``2 * slice_chars`` characters without one (base64, a run of one
-    letter) is cut where it must, and may be counted a token or two off.
+    letter) is cut where it must, and may be counted a token or two off. A shorter
+    text is counted line by line through the ``lines`` memo, when one is given.
     """
     if len(text) <= slice_chars:
-        return len(encode(text))
+        if lines is None or "\n" not in text:
+            return len(encode(text))
+        total = 0
+        for line in _lines(text):
+            count = lines.get(line)
+            if count is None:
+                count = len(encode(line))
+                lines.remember(line, count)
+            total += count
+        return total
     total = 0
     for piece in _slices(text, slice_chars):
         total += len(encode(piece))
         if total > cap:
             break
     return total
+
+
+def _lines(text: str) -> Iterator[str]:
+    """``text`` cut after each line break that a letter or a digit follows.
+
+    Both encodings end a piece there too, so the lines' counts add up to the text's:
+    a system prompt that differs from example to example in one line costs that line.
+    """
+    pieces = text.split("\n")
+    line = pieces[0]
+    for piece in pieces[1:]:
+        if piece[:1].isalnum():
+            yield line + "\n"
+            line = piece
+        else:
+            line += "\n" + piece
+    yield line
 
 
 def _slices(text: str, size: int) -> Iterator[str]:
@@ -145,9 +195,7 @@ class TokenCounter:
     ) -> None:
         self.encoding_name: EncodingName = encoding
         self.cap = cap
-        self._memo: dict[str, int] = {}
-        self._memo_chars = 0
-        self._memo_limit = memo_chars
+        self._memo = BoundedMemo(memo_chars)
         get_encoding(encoding)  # loaded before any fork, so the child starts with it
         process = _process_pool() if use_process and threading.active_count() == 1 else None
         self.uses_process = process is not None
@@ -173,13 +221,8 @@ class TokenCounter:
                 return
             known.update(counted)
             answer.set_result([known[t] for t in texts])
-            kept = {t: n for t, n in counted.items() if len(t) <= MEMO_TEXT_CHARS}
-            size = sum(map(len, kept))
-            if self._memo_chars + size > self._memo_limit:
-                self._memo.clear()
-                self._memo_chars = 0
-            self._memo.update(kept)
-            self._memo_chars += size
+            for text, count in counted.items():
+                self._memo.remember(text, count)
 
         counting.add_done_callback(finish)
         return answer
@@ -188,9 +231,14 @@ class TokenCounter:
         self._pool.shutdown(wait=True)
 
 
+# Per encoding, the lines counted by this process (the counting process, or the thread's).
+_LINES: dict[EncodingName, BoundedMemo] = {}
+
+
 def _count(encoding: EncodingName, texts: list[str], cap: int) -> list[int]:
     encode = get_encoding(encoding).encode_ordinary
-    return [count_tokens(encode, text, cap) for text in texts]
+    lines = _LINES.setdefault(encoding, BoundedMemo())
+    return [count_tokens(encode, text, cap, lines=lines) for text in texts]
 
 
 def _process_pool() -> ProcessPoolExecutor | None:
