@@ -4,20 +4,13 @@ registry, and the OpenAI emulator behind it."""
 from __future__ import annotations
 
 import datetime as dt
-import io
 import random
-import re
-import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 
 import openai
 import pytest
 
 from sft_local.api_server import LocalApiServer
-from sft_local.serve import serve
 from sft_local.stack import LocalStack
 from sft_pipeline.adapters.registry import Registry
 from sft_pipeline.api import routes
@@ -236,33 +229,3 @@ def test_the_sdk_sees_an_unknown_route_as_not_found(api: Api) -> None:
     with pytest.raises(openai.NotFoundError) as missing:
         api.client().get("/embeddings", cast_to=object)
     assert missing.value.code == "not_found"
-
-
-def test_sft_local_api_prints_a_key_of_each_scope() -> None:
-    printed, stop = io.StringIO(), threading.Event()
-    serving = threading.Thread(target=serve, args=(0, False, printed, stop))
-    serving.start()
-    try:
-        while "Ctrl-C" not in printed.getvalue() and serving.is_alive():
-            time.sleep(0.05)
-        text = printed.getvalue()
-        base_url = re.search(r"SFT Pipeline API on (\S+)", text)
-        inference = re.search(r"inference key \(.*\): *(sk-sft-\S+)", text)
-        admin = re.search(r"admin key \(.*\): *(sk-sft-\S+)", text)
-        assert base_url and inference and admin, text
-        root = base_url[1].removesuffix("/v1")
-        for key, jobs_status in ((inference[1], 403), (admin[1], 200)):
-            assert _get(root + "/v1/models", key) == 200
-            assert _get(root + "/jobs", key) == jobs_status
-    finally:
-        stop.set()
-        serving.join(timeout=30)
-
-
-def _get(url: str, key: str) -> int:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as refused:
-        return refused.code

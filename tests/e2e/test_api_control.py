@@ -1,9 +1,18 @@
-"""API control paths that need a stack of their own: per-key throttling, cancelling a job."""
+"""API control paths that need a stack of their own: per-key throttling, cancelling a job,
+the keys `sft local api` prints."""
 
 from __future__ import annotations
 
+import io
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+
 from sft_local.api_server import LocalApiServer
 from sft_local.openai_emulator import JobTimeline
+from sft_local.serve import serve
 from sft_local.stack import LocalStack
 from sft_pipeline.adapters.registry import Registry
 from tests.e2e.api_client import Api, new_key
@@ -48,3 +57,42 @@ def test_cancel_a_running_job() -> None:
         stack.settle()
         [email] = stack.emails()
         assert "cancelled" in email.lower()
+
+
+def test_sft_local_api_prints_a_key_of_each_scope() -> None:
+    printed, stop = io.StringIO(), threading.Event()
+    failures: list[Exception] = []
+
+    def run() -> None:
+        try:
+            serve(0, False, printed, stop)
+        except Exception as failure:  # shown by the assertion below
+            failures.append(failure)
+            raise
+
+    serving = threading.Thread(target=run)
+    serving.start()
+    try:
+        while "Ctrl-C" not in printed.getvalue() and serving.is_alive():
+            time.sleep(0.05)
+        text = printed.getvalue()
+        base_url = re.search(r"SFT Pipeline API on (\S+)", text)
+        inference = re.search(r"inference key \(.*\): *(sk-sft-\S+)", text)
+        admin = re.search(r"admin key \(.*\): *(sk-sft-\S+)", text)
+        assert base_url and inference and admin, (text, failures)
+        root = base_url[1].removesuffix("/v1")
+        for key, jobs_status in ((inference[1], 403), (admin[1], 200)):
+            assert _get(root + "/v1/models", key) == 200
+            assert _get(root + "/jobs", key) == jobs_status
+    finally:
+        stop.set()
+        serving.join(timeout=30)
+
+
+def _get(url: str, key: str) -> int:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as refused:
+        return refused.code
