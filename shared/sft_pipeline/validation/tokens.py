@@ -196,7 +196,8 @@ class TokenCounter:
         self.encoding_name: EncodingName = encoding
         self.cap = cap
         self._memo = BoundedMemo(memo_chars)
-        get_encoding(encoding)  # loaded before any fork, so the child starts with it
+        # The encoding is loaded where it counts: a counting process loads it while this
+        # one parses the first lines.
         process = _process_pool() if use_process and threading.active_count() == 1 else None
         self.uses_process = process is not None
         self._pool: Executor = process or ThreadPoolExecutor(max_workers=1)
