@@ -5,9 +5,10 @@ words (runs of Unicode letters and digits) case-folded and joined by single spac
 That regex is slow when it replaces every space and comma one match at a time, so
 the work is done by C string methods instead, in three steps:
 
-- text is cut at its line breaks (which separate words anyway) and each line is
-  normalised on its own, through a cache: a templated system prompt that differs in
-  one line from example to example costs one new line, not a new prompt;
+- a text of several lines seen before is answered from a cache; else it is cut at
+  its line breaks (which separate words anyway) and each line is normalised on its
+  own, through a cache: a templated system prompt that differs in one line from
+  example to example costs one new line, not a new prompt;
 - outside ASCII, only the rare separators (curly quotes, dashes, CJK punctuation,
   emoji) go through a regex, the others are left alone;
 - ASCII separators become spaces in one ``bytes.translate`` of the UTF-8 text, whose
@@ -28,9 +29,12 @@ from functools import lru_cache
 
 # Lines longer than this are normalised slice by slice.
 SLICE_CHARS = 1 << 16
-# Lines up to this long are cached, the most recent first: at most 8 Mi characters.
+# Lines up to this long are cached, the most recent first: at most 8 Mi characters;
+# and whole texts of several lines (a system prompt repeated as is), at most 4 Mi.
 CACHED_LINE_CHARS = 4096
 _CACHED_LINES = 2048
+CACHED_TEXT_CHARS = 16384
+_CACHED_TEXTS = 256
 
 # The only separators a byte translation cannot see: characters outside ASCII that are
 # neither letters nor digits.
@@ -51,6 +55,17 @@ def normalise(text: str) -> str:
     """Case- and punctuation-insensitive form of ``text``, for near-duplicate checks."""
     if "\n" not in text:
         return _line(text)
+    if len(text) <= CACHED_TEXT_CHARS:
+        return _cached_lines(text)
+    return _lines(text)
+
+
+@lru_cache(maxsize=_CACHED_TEXTS)
+def _cached_lines(text: str) -> str:
+    return _lines(text)
+
+
+def _lines(text: str) -> str:
     lines = text.split("\n")
     # Short lines, as nearly always, go to the cache straight.
     cut = _cached_line if max(map(len, lines)) <= CACHED_LINE_CHARS else _line
