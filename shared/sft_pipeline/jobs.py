@@ -7,11 +7,19 @@ from __future__ import annotations
 import hashlib
 import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeGuard, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sft_pipeline.providers import PROVIDER_MODULES
+# Who trains a job. Each name has its rules (validation.targets) and its adapter (providers),
+# both registered under this name; tests/unit/test_architecture.py lists the places.
+ProviderName = Literal["openai", "bedrock"]
+PROVIDER_NAMES: tuple[ProviderName, ...] = get_args(ProviderName)
+
+
+def is_provider_name(value: object) -> TypeGuard[ProviderName]:
+    return value in PROVIDER_NAMES
+
 
 Auto = Literal["auto"]
 # S3 user metadata keys (x-amz-meta-<key>) a user may set on an upload.
@@ -69,7 +77,7 @@ class Hyperparameters(_Frozen):
 class JobSettings(_Frozen):
     """What to train: stack defaults overridden by the upload's own metadata."""
 
-    provider: str = "openai"
+    provider: ProviderName = "openai"
     base_model: str = Field(min_length=1, max_length=200)
     suffix: str | None = None
     hyperparameters: Hyperparameters = Hyperparameters()
@@ -80,11 +88,11 @@ class JobSettings(_Frozen):
         None
     )
 
-    @field_validator("provider")
+    @field_validator("provider", mode="before")
     @classmethod
-    def _known_provider(cls, value: str) -> str:
-        if value not in PROVIDER_MODULES:
-            raise ValueError(f"unknown provider '{value}'; known: {', '.join(PROVIDER_MODULES)}")
+    def _known_provider(cls, value: object) -> object:
+        if not is_provider_name(value):
+            raise ValueError(f"unknown provider '{value}'; known: {', '.join(PROVIDER_NAMES)}")
         return value
 
     @field_validator("cost_cap_usd")

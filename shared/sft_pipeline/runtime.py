@@ -19,7 +19,7 @@ from sft_pipeline.providers import build_provider
 from sft_pipeline.settings import PipelineSettings, load_settings
 
 if TYPE_CHECKING:
-    from sft_pipeline.providers.base import FineTuningProvider
+    from sft_pipeline.providers.base import Provider, TrainingPort
 
 
 def settings() -> PipelineSettings:
@@ -46,13 +46,14 @@ def notifier() -> Notifier:
     return Notifier(boto3.client("sns"), settings().notification_topic_arn)
 
 
-def provider(name: str) -> FineTuningProvider:
-    """The named provider for the workflow's steps."""
+def provider(name: str) -> TrainingPort:
+    """The named provider's training port, for the workflow's steps."""
     return build_provider(name, settings(), "workflow")
 
 
-def inference_provider(name: str) -> FineTuningProvider:
-    """The named provider for the API: answers or fails fast, inside API Gateway's 29 s."""
+def inference_provider(name: str) -> Provider:
+    """The named provider for the API (its chat port answers, its training port serves the job
+    routes): answers or fails fast, inside API Gateway's 29 s."""
     return build_provider(name, settings(), "inference")
 
 

@@ -61,7 +61,12 @@ def provider() -> FakeProvider:
 
 @pytest.fixture
 def api(registry: Registry, provider: FakeProvider) -> ApiService:
-    return ApiService(registry=registry, providers=lambda _name: provider, max_output_tokens=1000)
+    return ApiService(
+        registry=registry,
+        chat_models=lambda _name: provider,
+        trainers=lambda _name: provider,
+        max_output_tokens=1000,
+    )
 
 
 def test_fine_tune_and_base_models_are_served(api: ApiService, provider: FakeProvider) -> None:

@@ -65,7 +65,8 @@ _lookups = LookupCache()
 def service() -> ApiService:
     return ApiService(
         registry=runtime.registry(),
-        providers=runtime.inference_provider,
+        chat_models=runtime.inference_provider,
+        trainers=runtime.inference_provider,
         max_output_tokens=runtime.settings().max_output_tokens,
         lookups=_lookups,
     )

@@ -33,10 +33,11 @@ from sft_pipeline.api.models import (
     ModelList,
 )
 from sft_pipeline.providers.base import (
-    FineTuningProvider,
+    ChatPort,
     ProviderError,
     ProviderPermanentError,
     ProviderRateLimitError,
+    TrainingPort,
 )
 from sft_pipeline.validation.catalog import provider_of, resolve_model
 
@@ -160,7 +161,9 @@ class Target:
 @dataclass
 class ApiService:
     registry: Registry
-    providers: Callable[[str], FineTuningProvider]
+    # Inference answers through the chat port; the job routes read and cancel jobs.
+    chat_models: Callable[[str], ChatPort]
+    trainers: Callable[[str], TrainingPort]
     max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS
     lookups: LookupCache = field(default_factory=LookupCache)
 
@@ -188,7 +191,7 @@ class ApiService:
         body = request.model_dump(exclude_none=True)
         body["model"] = target.call_model
         try:
-            answer = self.providers(target.provider).chat(body)
+            answer = self.chat_models(target.provider).chat(body)
         except ProviderError as failure:
             raise _provider_failure(failure) from failure
         answer["model"] = target.model
@@ -242,7 +245,7 @@ class ApiService:
     def _check_serving(self, record: ModelRecord) -> None:
         """A registered model that cannot answer yet says why, and what to do."""
         if record.serving_status == "deploying" and record.serving_model:
-            status = self.providers(record.provider).serving_status(record.serving_model)
+            status = self.chat_models(record.provider).serving_status(record.serving_model)
             if status == "ready":
                 self.registry.set_model_serving(record.model_id, status)
                 self.lookups.forget(lambda key: key == ("model", record.model_id))
@@ -349,7 +352,7 @@ class ApiService:
         events: list[str] = []
         try:
             if job.job_id is not None:
-                events = self.providers(job.provider).recent_events(job.job_id, EVENTS_SHOWN)
+                events = self.trainers(job.provider).recent_events(job.job_id, EVENTS_SHOWN)
         except ProviderError:
             events = []  # the registry view still answers while the provider is unreachable
         dataset = self.registry.get_dataset(job.dataset_id)
@@ -366,7 +369,7 @@ class ApiService:
                 code="no_job",
             )
         try:
-            cancelled = self.providers(job.provider).cancel_job(job.job_id)
+            cancelled = self.trainers(job.provider).cancel_job(job.job_id)
         except ProviderError as failure:
             raise _provider_failure(failure) from failure
         # The same view as GET /jobs/{id}, with the status the provider just answered.

@@ -20,12 +20,12 @@ from sft_pipeline.adapters.registry import JobRecord, ModelRecord, Registry
 from sft_pipeline.jobs import JobProgress, JobState, UploadRef, WorkflowRequest, WorkflowState
 from sft_pipeline.notifications import DatasetRef, Notification, Outcome
 from sft_pipeline.providers.base import (
-    FineTuningProvider,
     JobRequest,
     ProviderError,
     ProviderJob,
     ProviderRateLimitError,
     ProviderTransientError,
+    TrainingPort,
 )
 from sft_pipeline.validation import DataSource
 from sft_pipeline.validation.estimate import training_cost
@@ -112,7 +112,7 @@ def _job_record(
 
 def launch(
     state: WorkflowState,
-    provider: FineTuningProvider,
+    provider: TrainingPort,
     files: FileSource,
     registry: Registry,
     now: datetime,
@@ -150,7 +150,7 @@ def launch(
 
 
 def _create_once(
-    provider: FineTuningProvider, job_request: JobRequest, sleep: Callable[[float], None]
+    provider: TrainingPort, job_request: JobRequest, sleep: Callable[[float], None]
 ) -> ProviderJob:
     """Create the job; after an error the request may have survived, adopt the job it made.
 
@@ -170,7 +170,7 @@ def _create_once(
 
 
 def _upload(
-    provider: FineTuningProvider,
+    provider: TrainingPort,
     files: FileSource,
     request: WorkflowRequest,
     key: str,
@@ -191,7 +191,7 @@ def _upload(
 
 def poll(
     state: WorkflowState,
-    provider: FineTuningProvider,
+    provider: TrainingPort,
     registry: Registry,
     notifier: NotificationSender,
     now: datetime,
@@ -283,7 +283,7 @@ def _tell_outage(
     return True
 
 
-def cancel(state: WorkflowState, provider: FineTuningProvider) -> JobProgress:
+def cancel(state: WorkflowState, provider: TrainingPort) -> JobProgress:
     """Stop a job that ran past the maximum duration (safe to repeat)."""
     previous = _require_job(state)
     job = provider.cancel_job(previous.job_id)
@@ -322,7 +322,7 @@ class FinishResult:
 
 def finish(
     state: WorkflowState,
-    provider: FineTuningProvider,
+    provider: TrainingPort,
     registry: Registry,
     notifier: NotificationSender,
     now: datetime,
@@ -436,7 +436,7 @@ def _outcome_record(
 
 
 def _latest_job(
-    provider: FineTuningProvider, progress: JobProgress | None, outcome: Outcome
+    provider: TrainingPort, progress: JobProgress | None, outcome: Outcome
 ) -> ProviderJob | None:
     """The job as the provider sees it now. After a failure that may be exactly what is
     unreachable, so the last poll's view has to do; a success needs the real thing."""

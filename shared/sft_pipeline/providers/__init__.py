@@ -1,8 +1,8 @@
-"""Fine-tuning providers behind one port (providers.base.FineTuningProvider).
+"""The registry of provider adapters: one module per provider, named by its ProviderName.
 
-Adding a provider means one adapter module with a ``build(settings, purpose)``
-function, and one line in PROVIDER_MODULES. Nothing outside this package imports
-a provider's SDK.
+Each adapter module has a ``build(settings, purpose)`` function returning an object that
+implements both ports of providers.base (TrainingPort and ChatPort). Nothing outside this
+package imports a provider's SDK.
 """
 
 from __future__ import annotations
@@ -10,11 +10,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Literal
 
+from sft_pipeline.jobs import PROVIDER_NAMES, ProviderName, is_provider_name
+
 if TYPE_CHECKING:
-    from sft_pipeline.providers.base import FineTuningProvider
+    from sft_pipeline.providers.base import Provider
     from sft_pipeline.settings import PipelineSettings
 
-PROVIDER_MODULES: dict[str, str] = {
+PROVIDER_MODULES: dict[ProviderName, str] = {
     "openai": "sft_pipeline.providers.openai_provider",
     "bedrock": "sft_pipeline.providers.bedrock_provider",
 }
@@ -25,13 +27,12 @@ Purpose = Literal["workflow", "inference"]
 
 class UnknownProviderError(ValueError):
     def __init__(self, name: str) -> None:
-        super().__init__(f"unknown provider '{name}'; known: {', '.join(PROVIDER_MODULES)}")
+        super().__init__(f"unknown provider '{name}'; known: {', '.join(PROVIDER_NAMES)}")
 
 
-def build_provider(name: str, settings: PipelineSettings, purpose: Purpose) -> FineTuningProvider:
-    try:
-        module = importlib.import_module(PROVIDER_MODULES[name])
-    except KeyError:
-        raise UnknownProviderError(name) from None
-    provider: FineTuningProvider = module.build(settings, purpose)
+def build_provider(name: str, settings: PipelineSettings, purpose: Purpose) -> Provider:
+    if not is_provider_name(name):
+        raise UnknownProviderError(name)
+    module = importlib.import_module(PROVIDER_MODULES[name])
+    provider: Provider = module.build(settings, purpose)
     return provider

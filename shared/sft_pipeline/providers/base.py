@@ -1,7 +1,9 @@
-"""The fine-tuning provider port: what the pipeline needs from any provider.
+"""The provider ports: what the pipeline needs from any provider.
 
-Adapters (OpenAI today, Amazon Bedrock next) implement :class:`FineTuningProvider`
-and translate their own errors into the exceptions below. The workflow retries
+Adapters (OpenAI, Amazon Bedrock) implement both ports: :class:`TrainingPort` (upload,
+create, poll, cancel) for the jobs, :class:`ChatPort` for answers. Consumers take only
+the port they call, so a model never trained here is answered through the chat port
+alone. Adapters translate their own errors into the exceptions below. The workflow retries
 on the exception *class names*, so those names are part of the contract with
 statemachine/*.asl.json.
 """
@@ -12,7 +14,7 @@ from typing import Any, BinaryIO, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sft_pipeline.jobs import Hyperparameters, JobState
+from sft_pipeline.jobs import Hyperparameters, JobState, ProviderName
 
 
 class ProviderError(Exception):
@@ -92,8 +94,10 @@ class JobRequest(BaseModel):
     upload_tag: str
 
 
-class FineTuningProvider(Protocol):
-    name: str
+class TrainingPort(Protocol):
+    """What trains: the workflow's job steps, and the API's job routes (events, cancel)."""
+
+    name: ProviderName
 
     def upload_file(
         self, filename: str, stream: BinaryIO, size: int, *, base_model: str, upload_tag: str
@@ -123,6 +127,12 @@ class FineTuningProvider(Protocol):
         """Make a succeeded job's model callable (at OpenAI it already is)."""
         ...
 
+
+class ChatPort(Protocol):
+    """What answers: any model the provider serves, trained here or not."""
+
+    name: ProviderName
+
     def serving_status(self, serving_model: str) -> ServingStatus:
         """Whether a model being deployed can answer yet."""
         ...
@@ -130,3 +140,7 @@ class FineTuningProvider(Protocol):
     def chat(self, body: dict[str, Any]) -> dict[str, Any]:
         """One OpenAI-compatible chat completion (request and response as JSON objects)."""
         ...
+
+
+class Provider(TrainingPort, ChatPort, Protocol):
+    """One provider's adapter: both ports. The composition root hands each consumer one."""

@@ -24,7 +24,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sft_pipeline.adapters.s3_objects import parse_s3_uri
-from sft_pipeline.jobs import JobState
+from sft_pipeline.jobs import JobState, ProviderName
 from sft_pipeline.providers import Purpose
 from sft_pipeline.providers.base import (
     JobRequest,
@@ -117,7 +117,7 @@ def _timestamp(moment: datetime | None) -> int | None:
 
 
 class BedrockProvider:
-    name = "bedrock"
+    name: ProviderName = "bedrock"
 
     def __init__(self, control: Any, runtime: Any, s3: Any, config: BedrockConfig) -> None:
         self._control = control

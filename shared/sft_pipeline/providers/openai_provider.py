@@ -20,7 +20,7 @@ import openai
 from openai.types.fine_tuning import FineTuningJob, job_create_params
 
 from sft_pipeline.adapters.secrets import read_secret
-from sft_pipeline.jobs import JobState
+from sft_pipeline.jobs import JobState, ProviderName
 from sft_pipeline.providers import Purpose
 from sft_pipeline.providers.base import (
     JobRequest,
@@ -148,7 +148,7 @@ def parse_result_metrics(content: bytes) -> TrainingMetrics | None:
 
 
 class OpenAIProvider:
-    name = "openai"
+    name: ProviderName = "openai"
 
     def __init__(
         self,

@@ -18,11 +18,10 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sft_pipeline.jobs import Hyperparameters
+from sft_pipeline.jobs import Hyperparameters, ProviderName
 from sft_pipeline.validation.tokens import EncodingName
 
-Provider = Literal["openai", "bedrock"]
-PROVIDER_NAMES: dict[Provider, str] = {"openai": "OpenAI", "bedrock": "Amazon Bedrock"}
+PROVIDER_TITLES: dict[ProviderName, str] = {"openai": "OpenAI", "bedrock": "Amazon Bedrock"}
 
 # Unknown models are counted with the newest tokenizer and the smallest documented limit.
 FALLBACK_ENCODING: EncodingName = "o200k_base"
@@ -265,7 +264,7 @@ class ResolvedModel(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    provider: Provider
+    provider: ProviderName
     # None when the model is not in the provider's table.
     base_model: str | None
     encoding: EncodingName
@@ -284,7 +283,7 @@ class ResolvedModel(BaseModel):
     unsupported_reason: str | None = None
 
 
-def provider_of(model: str) -> Provider | None:
+def provider_of(model: str) -> ProviderName | None:
     """Which provider fine-tunes ``model``; None when neither table knows it."""
     if load_catalog().resolve(model) is not None:
         return "openai"
@@ -293,7 +292,7 @@ def provider_of(model: str) -> Provider | None:
     return None
 
 
-def resolve_model(model: str, provider: Provider | None = None) -> ResolvedModel:
+def resolve_model(model: str, provider: ProviderName | None = None) -> ResolvedModel:
     """Look ``model`` up in ``provider``'s table; by default the table that knows it, else OpenAI's."""
     chosen = provider or provider_of(model) or "openai"
     return _resolve_openai(model) if chosen == "openai" else _resolve_bedrock(model)

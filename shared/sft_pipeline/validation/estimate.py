@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sft_pipeline.jobs import ProviderName
 from sft_pipeline.validation.catalog import (
     FALLBACK_MAX_TOKENS,
-    PROVIDER_NAMES,
-    Provider,
+    PROVIDER_TITLES,
     ResolvedModel,
     resolve_model,
 )
@@ -43,7 +43,7 @@ def estimate_cost(
     n_epochs: int | None = None,
     today: dt.date | None = None,
     *,
-    provider: Provider | None = None,
+    provider: ProviderName | None = None,
 ) -> Estimate:
     """Billed tokens = epochs x billable tokens per epoch, priced per 1M.
 
@@ -86,7 +86,7 @@ def _notes(model: str, resolved: ResolvedModel, limit: int, today: dt.date) -> l
             f"'{model}' is not in the price table (as of {resolved.price_as_of}): cost unknown; "
             f"tokens counted with {resolved.encoding}."
         ]
-    provider = PROVIDER_NAMES[resolved.provider]
+    provider = PROVIDER_TITLES[resolved.provider]
     notes: list[str] = []
     if resolved.tokens_approximate:
         notes.append(

@@ -20,11 +20,10 @@ from typing import Annotated, BinaryIO
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sft_pipeline.jobs import SUFFIX_PATTERN, Hyperparameters
+from sft_pipeline.jobs import SUFFIX_PATTERN, Hyperparameters, ProviderName
 from sft_pipeline.validation.bedrock_rules import NovaTarget, job_setting_problems
 from sft_pipeline.validation.catalog import (
     FALLBACK_MAX_TOKENS,
-    Provider,
     load_bedrock_catalog,
     load_catalog,
     resolve_model,
@@ -75,7 +74,7 @@ class ValidationOptions(BaseModel):
     data_format: DataFormat = "chat"
     model: str = Field(default_factory=lambda: load_catalog().default_model)
     # None: the provider whose table knows the model (catalog.provider_of), else OpenAI.
-    provider: Provider | None = None
+    provider: ProviderName | None = None
     # The job's settings: the estimate's epochs, and what the provider refuses before any job.
     hyperparameters: Hyperparameters = Hyperparameters()
     suffix: Annotated[str, Field(pattern=SUFFIX_PATTERN.pattern)] | None = None
