@@ -3,21 +3,25 @@
 Trains the shipped sample (unless told not to) so there is a model to call,
 points the alias ``support-bot`` at it, issues an API key of each scope (inference
 and admin) and serves until interrupted. Point any OpenAI client at the printed
-base URL.
+base URL. ``add_commands`` is registered as an ``sft.commands`` entry point (pyproject.toml),
+so ``sft`` offers the command without the Lambda layer importing the local stack.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
+import sys
 import threading
 import urllib.request
-from typing import TextIO
+from typing import Any, TextIO
 
 from sft_local.api_server import LocalApiServer
 from sft_local.stack import REPO, LocalStack
 from sft_pipeline.adapters.registry import Registry
 from sft_pipeline.api_keys import KeyScope, new_key
+from sft_pipeline.cli import EXIT_OK, fail
 
 SAMPLE = REPO / "samples" / "customer_support.jsonl"
 DEMO_ALIAS = "support-bot"
@@ -92,3 +96,34 @@ def serve(port: int, train: bool, out: TextIO, stop: threading.Event | None = No
         ]
         print("\n".join(lines), file=out, flush=True)
         (stop or threading.Event()).wait()
+
+
+def add_commands(commands: Any) -> None:
+    """``sft local``: what the ``sft.commands`` entry point adds to the command line."""
+    local = commands.add_parser(
+        "local",
+        help="run parts of the stack on this machine (no AWS account, no OpenAI key)",
+        description="The embedded local stack: moto for AWS, an emulator for OpenAI.",
+    )
+    actions = local.add_subparsers(dest="local_command", required=True, metavar="ACTION")
+    api = actions.add_parser(
+        "api",
+        help="serve the inference API on 127.0.0.1, as API Gateway would",
+        description="Serve the OpenAI-compatible API on 127.0.0.1: the sample is trained, "
+        "the alias support-bot points at it, and an API key is printed. Ctrl-C stops it.",
+    )
+    api.add_argument(
+        "--port", type=int, default=8000, help="port on 127.0.0.1 (default %(default)s)"
+    )
+    api.add_argument("--no-sample", action="store_true", help="do not train the sample model first")
+    api.set_defaults(run_command=run_api)
+
+
+def run_api(args: argparse.Namespace) -> int:
+    try:
+        serve(args.port, train=not args.no_sample, out=sys.stdout)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except OSError as exc:
+        return fail(f"cannot serve on 127.0.0.1:{args.port}: {exc.strerror or exc}")
+    return EXIT_OK

@@ -1,4 +1,5 @@
-"""``sft validate``: exit codes, the JSON shape, readable text, S3 input, never a traceback."""
+"""``sft validate``: exit codes, the JSON shape, readable text, S3 input, never a traceback;
+``sft local``, added by the local stack through an entry point."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from sft_local import serve
 from sft_pipeline import cli
 from sft_pipeline.validation.progress import ProgressBar
 from tests.conftest import as_lines, chat, good_examples
@@ -164,3 +166,34 @@ def test_progress_bar_draws_and_clears() -> None:
     text = out.getvalue()
     assert "50.0%" in text and "100.0%" in text
     assert text.endswith("\r")
+
+
+def test_local_commands_come_from_the_local_stack_through_an_entry_point(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served: list[tuple[int, bool]] = []
+
+    def fake_serve(port: int, train: bool, out: Any) -> None:
+        served.append((port, train))
+        raise KeyboardInterrupt  # Ctrl-C: the normal way out
+
+    monkeypatch.setattr(serve, "serve", fake_serve)
+    assert run_cli(capsys, "local", "api", "--port", "9000", "--no-sample")[0] == 0
+    assert served == [(9000, False)]
+
+    def busy(port: int, train: bool, out: Any) -> None:
+        raise OSError(98, "Address already in use")
+
+    monkeypatch.setattr(serve, "serve", busy)
+    code, _, err = run_cli(capsys, "local", "api")
+    assert code == 2
+    assert err == "sft: cannot serve on 127.0.0.1:8000: Address already in use\n"
+
+
+def test_the_layer_names_no_local_command_itself(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without the entry point (a Lambda layer has no sft_local), ``local`` is unknown."""
+    parser = cli.build_parser()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cli, "entry_points", lambda group: [])
+        assert run_cli(capsys, "local", "api")[0] == 2
+    assert "local" in parser.format_help()

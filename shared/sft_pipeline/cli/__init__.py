@@ -8,6 +8,9 @@ Exit status: 0 valid, 1 invalid, 2 unreadable file or bad usage.
 stack (``--stack``) or a registry table (``--table``). A key is printed once, at
 creation; only its hash is stored, and nothing ever prints the hash.
 Exit status: 0 done, 1 no such key, 2 bad usage or AWS unreachable.
+
+Other packages add commands through the ``sft.commands`` entry points (the local stack adds
+``sft local``), so this package, shipped in the Lambda layer, never imports them.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO, get_args
 
 from sft_pipeline.adapters.registry import ApiKeyNotFound, Registry
@@ -30,11 +34,11 @@ from sft_pipeline.api_keys import (
     looks_like_key,
     new_key,
 )
+from sft_pipeline.cli.sources import SourceError, open_source
 from sft_pipeline.validation import DataSource, ValidationOptions, ValidationReport, validate
 from sft_pipeline.validation.catalog import load_catalog
 from sft_pipeline.validation.progress import ProgressBar
 from sft_pipeline.validation.render import render_text
-from sft_pipeline.validation.sources import SourceError, open_source
 
 if TYPE_CHECKING:
     from boto3.session import Session
@@ -45,6 +49,9 @@ EXIT_INVALID = 1
 EXIT_UNUSABLE = 2
 EXIT_OK = 0
 EXIT_NOT_FOUND = 1
+# Each entry point is a function that adds its commands to the subparsers it is given; a
+# command's parser sets ``run_command``, which gets the parsed arguments and returns the status.
+COMMAND_ENTRY_POINTS = "sft.commands"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,39 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     check.add_argument("--no-progress", action="store_true", help="never show the progress bar")
     _add_keys_commands(commands)
-    _add_local_commands(commands)
+    for entry in sorted(entry_points(group=COMMAND_ENTRY_POINTS), key=lambda entry: entry.name):
+        entry.load()(commands)
     return parser
-
-
-def _add_local_commands(commands: Any) -> None:
-    local = commands.add_parser(
-        "local",
-        help="run parts of the stack on this machine (no AWS account, no OpenAI key)",
-        description="The embedded local stack: moto for AWS, an emulator for OpenAI.",
-    )
-    actions = local.add_subparsers(dest="local_command", required=True, metavar="ACTION")
-    api = actions.add_parser(
-        "api",
-        help="serve the inference API on 127.0.0.1, as API Gateway would",
-        description="Serve the OpenAI-compatible API on 127.0.0.1: the sample is trained, "
-        "the alias support-bot points at it, and an API key is printed. Ctrl-C stops it.",
-    )
-    api.add_argument(
-        "--port", type=int, default=8000, help="port on 127.0.0.1 (default %(default)s)"
-    )
-    api.add_argument("--no-sample", action="store_true", help="do not train the sample model first")
-
-
-def _run_local(args: argparse.Namespace) -> int:
-    from sft_local.serve import serve  # noqa: PLC0415 - development tooling, not the Lambda path
-
-    try:
-        serve(args.port, train=not args.no_sample, out=sys.stdout)
-    except KeyboardInterrupt:
-        return EXIT_VALID
-    except OSError as exc:
-        return _fail(f"cannot serve on 127.0.0.1:{args.port}: {exc.strerror or exc}")
-    return EXIT_VALID
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -140,8 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "keys":
         return _run_keys(args)
-    if args.command == "local":
-        return _run_local(args)
+    if "run_command" in args:
+        status: int = args.run_command(args)
+        return status
     # The upload's settings: what the provider would refuse is refused here too.
     requested = {
         "n_epochs": args.n_epochs,
@@ -163,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         held_out = open_source(args.validation_file) if args.validation_file else None
         report = _run(training, options, held_out, show_progress=not args.no_progress)
     except SourceError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     if args.json:
         sys.stdout.write(report.model_dump_json(indent=2) + "\n")
     else:
@@ -285,13 +263,13 @@ def _run_keys(args: argparse.Namespace) -> int:
         target = _resolve_target(session, args)
         status: int = args.run(args, session, target)
     except ApiKeyNotFound as missing:
-        return _fail(str(missing), EXIT_NOT_FOUND)
+        return fail(str(missing), EXIT_NOT_FOUND)
     except (_StackError, StackNotFoundError) as cannot:
-        return _fail(str(cannot))
+        return fail(str(cannot))
     except ClientError as refused:
-        return _fail(_refusal(refused, args))
+        return fail(_refusal(refused, args))
     except BotoCoreError as unreachable:
-        return _fail(f"cannot reach AWS: {unreachable}")
+        return fail(f"cannot reach AWS: {unreachable}")
     return status
 
 
@@ -394,7 +372,7 @@ def _refusal(error: ClientError, args: argparse.Namespace) -> str:
     return f"AWS refused {error.operation_name}: {details.get('Message') or details.get('Code')}"
 
 
-def _fail(message: str, status: int = EXIT_UNUSABLE) -> int:
+def fail(message: str, status: int = EXIT_UNUSABLE) -> int:
     print(f"sft: {message}", file=sys.stderr)
     return status
 
