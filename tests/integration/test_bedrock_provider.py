@@ -14,7 +14,7 @@ from sft_local.bedrock_standin import BedrockStandIn, BedrockTimeline
 from sft_pipeline.jobs import Hyperparameters, JobState
 from sft_pipeline.providers.base import JobRequest, ProviderPermanentError, ProviderRateLimitError
 from sft_pipeline.providers.bedrock_provider import BedrockConfig, BedrockProvider
-from sft_pipeline.validation.bedrock_rules import job_setting_problems
+from sft_pipeline.validation.targets.bedrock import job_setting_problems
 from tests.conftest import as_lines, good_examples
 
 BUCKET = "sft-test-data"

@@ -6,12 +6,27 @@ and the rules enforced here cannot disagree.
 
 from __future__ import annotations
 
+import importlib
+import re
 from pathlib import Path
 
 import pytest
 
 from sft_local import architecture
 from sft_local.architecture import cycles, import_graph, modules
+from sft_pipeline.jobs import PROVIDER_NAMES, ProviderName
+from sft_pipeline.providers import PROVIDER_MODULES
+from sft_pipeline.validation.targets import TARGETS
+
+PACKAGE = architecture.PACKAGE_DIRS["sft_pipeline"] / "sft_pipeline"
+# What plays each provider in the local stack and the tests.
+LOCAL_STAND_INS: dict[ProviderName, str] = {
+    "openai": "sft_local.openai_emulator",
+    "bedrock": "sft_local.bedrock_standin",
+}
+# Modules outside validation/targets that still branch on a provider's name. Keep it short:
+# what a provider accepts belongs in its target module.
+BRANCHING_ON_A_PROVIDER = {"validation/validator.py", "notifications.py"}
 
 # Lower layers never import higher ones. A module not listed is held to the domain's rule
 # (it may import only the domain), so a new module is as strict as it can be until placed.
@@ -109,3 +124,42 @@ def test_import_graph_counts_parent_packages_and_leaves_type_checking_out(
     typed = import_graph("pkg", type_checking=True)
     assert typed["pkg.base"] == {"pkg.sub", "pkg.sub.leaf"}
     assert cycles(typed) == [["pkg.base", "pkg.sub", "pkg.sub.leaf"]]
+
+
+# ---------------------------------------------------------------- where a provider lives
+
+
+@pytest.mark.parametrize("name", PROVIDER_NAMES)
+def test_a_provider_is_registered_in_each_of_its_places(name: ProviderName) -> None:
+    """The README's recipe for a provider: one rules module, one adapter module, one line in
+    each registry, one data table (and a stand-in, so the suite runs offline)."""
+    target = TARGETS[name]
+    assert target.__name__ == f"sft_pipeline.validation.targets.{name}"  # type: ignore[attr-defined]
+    adapter = importlib.import_module(PROVIDER_MODULES[name])
+    assert adapter.__name__ == f"sft_pipeline.providers.{name}_provider"
+    assert callable(adapter.build)
+    assert any(
+        isinstance(value, type) and getattr(value, "name", None) == name
+        for value in vars(adapter).values()
+    ), f"{adapter.__name__} has no adapter class named {name!r}"
+    table = PACKAGE / "data" / f"{name}_models.json"
+    assert table.is_file()
+    assert '"models"' in table.read_text()
+    importlib.import_module(LOCAL_STAND_INS[name])
+
+
+def test_no_place_names_a_provider_the_domain_does_not_know() -> None:
+    tables = {path.name.removesuffix("_models.json") for path in PACKAGE.glob("data/*_models.json")}
+    names = set(PROVIDER_NAMES)
+    assert set(TARGETS) == set(PROVIDER_MODULES) == set(LOCAL_STAND_INS) == tables == names
+
+
+def test_no_new_module_branches_on_a_provider_name() -> None:
+    quoted = "|".join(PROVIDER_NAMES)
+    branch = re.compile(rf"""(?:==|!=|\bin)\s*\(?["'](?:{quoted})["']""")
+    branching = {
+        path.relative_to(PACKAGE).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        if "targets" not in path.parts and branch.search(path.read_text())
+    }
+    assert branching <= BRANCHING_ON_A_PROVIDER, "ask the provider's target module instead"

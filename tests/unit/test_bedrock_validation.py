@@ -16,14 +16,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sft_pipeline.jobs import SUFFIX_PATTERN, Hyperparameters
-from sft_pipeline.validation.bedrock_rules import custom_model_name, job_setting_problems
-from sft_pipeline.validation.catalog import (
-    bedrock_spec,
-    load_bedrock_catalog,
-    provider_of,
-    resolve_model,
-)
 from sft_pipeline.validation.estimate import estimate_cost, token_limit, training_cost
+from sft_pipeline.validation.targets import provider_of, resolve_model
+from sft_pipeline.validation.targets.bedrock import (
+    bedrock_spec,
+    custom_model_name,
+    job_setting_problems,
+    load_bedrock_catalog,
+)
 from tests.conftest import SYSTEM, Validator, chat, codes, good_examples
 
 BUCKET = "sft-data"

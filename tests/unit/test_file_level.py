@@ -173,7 +173,7 @@ def test_text_beyond_every_model_is_refused_before_it_is_counted(
     monkeypatch: pytest.MonkeyPatch, run_validation: Validator, data_format: str
 ) -> None:
     # The largest model takes 100 tokens here, so 12,800 characters can only be too long.
-    monkeypatch.setattr(validator, "_largest_token_limit", lambda: 100)
+    monkeypatch.setattr(validator, "largest_token_limit", lambda: 100)
     long_text = "word " * 2_600
 
     def row(text: str) -> dict[str, object]:

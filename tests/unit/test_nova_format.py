@@ -13,10 +13,14 @@ import orjson
 import pytest
 
 from sft_pipeline.providers.nova_format import convert_jsonl, to_nova
-from sft_pipeline.validation import bedrock_rules
-from sft_pipeline.validation.bedrock_rules import NovaIssue, nova_issues
-from sft_pipeline.validation.catalog import UnsupportedModelError, load_bedrock_catalog
 from sft_pipeline.validation.formats import ChatExample
+from sft_pipeline.validation.targets import bedrock
+from sft_pipeline.validation.targets.bedrock import (
+    NovaIssue,
+    UnsupportedModelError,
+    load_bedrock_catalog,
+    nova_issues,
+)
 
 # Section 4.3 of the Bedrock reference, with the "content": null the chat schema requires
 # beside tool_calls.
@@ -402,7 +406,7 @@ def test_tool_use_refused_when_the_data_says_the_model_cannot_learn_it(
             }
         }
     )
-    monkeypatch.setattr(bedrock_rules, "load_bedrock_catalog", lambda: edited)
+    monkeypatch.setattr(bedrock, "load_bedrock_catalog", lambda: edited)
     chat = ChatExample.model_validate_json(WORKED_EXAMPLE)
     assert codes_at(nova_issues(chat, "nova-2-lite")) == [
         ("error", "nova_tools_not_supported", "tools")

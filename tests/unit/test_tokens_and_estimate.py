@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sft_pipeline.validation import tokens
-from sft_pipeline.validation.catalog import load_catalog
 from sft_pipeline.validation.estimate import auto_epochs, estimate_cost
+from sft_pipeline.validation.targets.openai import load_catalog
 from sft_pipeline.validation.tokens import (
     MAX_TOKEN_BYTES,
     EncodingIntegrityError,

@@ -39,7 +39,7 @@ from sft_pipeline.providers.base import (
     ProviderRateLimitError,
     TrainingPort,
 )
-from sft_pipeline.validation.catalog import provider_of, resolve_model
+from sft_pipeline.validation.targets import provider_of, resolve_model
 
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
 T = TypeVar("T")

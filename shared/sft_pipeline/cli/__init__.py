@@ -36,9 +36,9 @@ from sft_pipeline.api_keys import (
 )
 from sft_pipeline.cli.sources import SourceError, open_source
 from sft_pipeline.validation import DataSource, ValidationOptions, ValidationReport, validate
-from sft_pipeline.validation.catalog import load_catalog
 from sft_pipeline.validation.progress import ProgressBar
 from sft_pipeline.validation.render import render_text
+from sft_pipeline.validation.targets.openai import load_catalog
 
 if TYPE_CHECKING:
     from boto3.session import Session

@@ -10,9 +10,8 @@ from typing import BinaryIO, Protocol
 
 from sft_pipeline.jobs import JobSettings, UploadRef
 from sft_pipeline.validation import DataSource
-from sft_pipeline.validation.catalog import bedrock_spec
 from sft_pipeline.validation.reader import BinaryReadable, StreamTally, iter_lines
-from sft_pipeline.validation.validator import OPENAI_MIN_EXAMPLES
+from sft_pipeline.validation.targets import TARGETS
 
 
 class SplitStorage(Protocol):
@@ -50,12 +49,8 @@ def count_split(source: DataSource, percent: int) -> tuple[int, int]:
 
 def split_problems(settings: JobSettings, train: int, held_out: int) -> list[str]:
     """Why the provider would refuse either side of the split, with the numbers."""
-    if settings.provider == "bedrock":
-        spec = bedrock_spec(settings.base_model)
-        # Bedrock documents no minimum for a validation set; an empty one is still none.
-        provider, train_min, held_min = "Amazon Bedrock", (spec and spec.min_records) or 1, 1
-    else:
-        provider, train_min, held_min = "OpenAI", OPENAI_MIN_EXAMPLES, OPENAI_MIN_EXAMPLES
+    target = TARGETS[settings.provider]
+    provider, (train_min, held_min) = target.TITLE, target.min_examples(settings.base_model)
     percent, total = settings.holdout_percent, train + held_out
     return [
         f"holdout-percent {percent} of {total:,} examples leaves {count:,} for {side}; "

@@ -44,8 +44,12 @@ from sft_pipeline.providers.converse_format import (
 )
 from sft_pipeline.providers.nova_format import convert_jsonl
 from sft_pipeline.redaction import redact_secrets
-from sft_pipeline.validation.bedrock_rules import custom_model_name
-from sft_pipeline.validation.catalog import BedrockModelSpec, bedrock_spec
+from sft_pipeline.validation.targets.bedrock import (
+    CONVERSE_FORMAT,
+    BedrockModelSpec,
+    bedrock_spec,
+    custom_model_name,
+)
 
 if TYPE_CHECKING:
     from sft_pipeline.settings import PipelineSettings
@@ -148,7 +152,7 @@ class BedrockProvider:
             lineage = {
                 "sft-dataset-id": upload_tag,
                 "sft-source-file": filename,
-                "sft-format": "bedrock-conversation-2024",
+                "sft-format": CONVERSE_FORMAT,
             }
             self._call(
                 self._s3.upload_fileobj,

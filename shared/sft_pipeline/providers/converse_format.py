@@ -11,7 +11,7 @@ import time
 import uuid
 from typing import Any
 
-from sft_pipeline.validation.bedrock_rules import TOOL_NAME, TOOL_USE_ID
+from sft_pipeline.validation.targets.bedrock import TOOL_NAME, TOOL_USE_ID
 
 # Converse stop reasons -> OpenAI finish reasons.
 FINISH_REASONS = {

@@ -1,7 +1,7 @@
 """OpenAI chat examples as Amazon Nova's ``bedrock-conversation-2024`` training records.
 
 :func:`to_nova` converts an example that has no error in
-:func:`sft_pipeline.validation.bedrock_rules.nova_issues`; :func:`convert_jsonl`
+:func:`sft_pipeline.validation.targets.bedrock.nova_issues`; :func:`convert_jsonl`
 converts a whole file and refuses, naming its line, any example with one. Pure
 functions, no AWS calls.
 """
@@ -13,13 +13,6 @@ from typing import Any, BinaryIO
 import orjson
 from pydantic import ValidationError
 
-from sft_pipeline.validation.bedrock_rules import (
-    content_texts,
-    image_format_of,
-    nova_issues,
-    spoken_content,
-)
-from sft_pipeline.validation.catalog import CONVERSE_FORMAT
 from sft_pipeline.validation.formats import (
     AssistantMessage,
     ChatExample,
@@ -32,6 +25,13 @@ from sft_pipeline.validation.formats import (
     UserMessage,
 )
 from sft_pipeline.validation.reader import BinaryReadable, StreamTally, iter_lines
+from sft_pipeline.validation.targets.bedrock import (
+    CONVERSE_FORMAT,
+    content_texts,
+    image_format_of,
+    nova_issues,
+    spoken_content,
+)
 
 NovaMessage = UserMessage | AssistantMessage | ToolMessage | FunctionMessage
 

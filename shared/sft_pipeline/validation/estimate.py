@@ -5,13 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 from sft_pipeline.jobs import ProviderName
-from sft_pipeline.validation.catalog import (
-    FALLBACK_MAX_TOKENS,
-    PROVIDER_TITLES,
-    ResolvedModel,
-    resolve_model,
-)
 from sft_pipeline.validation.report import Estimate
+from sft_pipeline.validation.targets import TARGETS, resolve_model
+from sft_pipeline.validation.targets.base import FALLBACK_MAX_TOKENS, ResolvedModel
 
 # OpenAI cookbook heuristic for the epoch count the service picks on "auto".
 TARGET_EPOCHS = 3
@@ -86,7 +82,7 @@ def _notes(model: str, resolved: ResolvedModel, limit: int, today: dt.date) -> l
             f"'{model}' is not in the price table (as of {resolved.price_as_of}): cost unknown; "
             f"tokens counted with {resolved.encoding}."
         ]
-    provider = PROVIDER_TITLES[resolved.provider]
+    provider = TARGETS[resolved.provider].TITLE
     notes: list[str] = []
     if resolved.tokens_approximate:
         notes.append(

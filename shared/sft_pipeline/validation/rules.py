@@ -14,7 +14,6 @@ from typing import Any, Literal
 import orjson
 from pydantic import ValidationError
 
-from sft_pipeline.validation.bedrock_rules import NovaTarget, nova_issues
 from sft_pipeline.validation.formats import (
     CHAT_KEYS,
     COMPLETION_KEYS,
@@ -30,6 +29,7 @@ from sft_pipeline.validation.formats import (
 )
 from sft_pipeline.validation.normalise import normalise
 from sft_pipeline.validation.report import Finding
+from sft_pipeline.validation.targets.bedrock import NovaTarget, nova_issues
 from sft_pipeline.validation.tokens import MAX_TOKEN_BYTES
 
 DataFormat = Literal["chat", "dpo"]

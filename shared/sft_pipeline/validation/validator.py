@@ -14,20 +14,12 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from sft_pipeline.jobs import SUFFIX_PATTERN, Hyperparameters, ProviderName
-from sft_pipeline.validation.bedrock_rules import NovaTarget, job_setting_problems
-from sft_pipeline.validation.catalog import (
-    FALLBACK_MAX_TOKENS,
-    load_bedrock_catalog,
-    load_catalog,
-    resolve_model,
-)
 from sft_pipeline.validation.estimate import estimate_cost, token_limit
 from sft_pipeline.validation.quality import (
     TRAINING,
@@ -56,6 +48,10 @@ from sft_pipeline.validation.report import (
     ValidationReport,
 )
 from sft_pipeline.validation.rules import DataFormat, ExampleFacts, check_line
+from sft_pipeline.validation.targets import largest_token_limit, resolve_model
+from sft_pipeline.validation.targets.bedrock import NovaTarget, file_findings, job_setting_problems
+from sft_pipeline.validation.targets.openai import MIN_EXAMPLES as OPENAI_MIN_EXAMPLES
+from sft_pipeline.validation.targets.openai import load_catalog
 from sft_pipeline.validation.tokens import MAX_TOKEN_BYTES, TokenCounter
 
 BATCH_LINES = 1000
@@ -63,7 +59,6 @@ BATCH_LINES = 1000
 BATCH_BYTES = 8 << 20
 # Below this, starting a counting process costs more than it saves.
 PROCESS_COUNTING_BYTES = 16 * 1024 * 1024
-OPENAI_MIN_EXAMPLES = 10
 
 ProgressCallback = Callable[[int], None]
 
@@ -131,7 +126,7 @@ class _Run:
             self.model.encoding, cap=self.token_limit, use_process=use_process
         )
         # Text that no model could take, whatever its tokens, is refused before it is counted.
-        self.max_text_chars = MAX_TOKEN_BYTES * _largest_token_limit()
+        self.max_text_chars = MAX_TOKEN_BYTES * largest_token_limit()
         # Nova's checks run only for a base model Bedrock can train on chat files.
         self.nova = (
             NovaTarget(self.model.base_model, options.dataset_bucket)
@@ -309,17 +304,6 @@ def _batches(lines: Iterator[Line]) -> Iterator[list[Line]]:
         yield batch
 
 
-@cache
-def _largest_token_limit() -> int:
-    """The largest per-example bound of any model either provider fine-tunes."""
-    openai = (spec.max_tokens_per_example for spec in load_catalog().models.values())
-    bedrock = (
-        spec.max_tokens_per_example or spec.context_window_tokens
-        for spec in load_bedrock_catalog().models.values()
-    )
-    return max(FALLBACK_MAX_TOKENS, *openai, *bedrock)
-
-
 def validate(
     training: DataSource,
     options: ValidationOptions | None = None,
@@ -412,7 +396,13 @@ def _file_wide_checks(run: _Run, train: _FileResult, held_out: _FileResult | Non
             )
         )
     if run.nova is not None:
-        _bedrock_file_checks(run, run.nova.base_model, train, held_out)
+        errors, warnings = file_findings(
+            run.nova.base_model, train.examples, train.with_tools, held_out is not None
+        )
+        for finding in errors:
+            run.errors.add(finding)
+        for finding in warnings:
+            run.warnings.add(finding)
     for code, total, findings in group_findings(store, opts.max_findings_per_code):
         run.warnings.add_group(code, total, findings)
     if opts.data_format == "chat":
@@ -445,46 +435,6 @@ def _file_wide_checks(run: _Run, train: _FileResult, held_out: _FileResult | Non
                 )
                 for valid_line, train_line in pairs
             ],
-        )
-
-
-def _bedrock_file_checks(
-    run: _Run, base_model: str, train: _FileResult, held_out: _FileResult | None
-) -> None:
-    spec = load_bedrock_catalog().models[base_model]
-    if spec.min_records is not None and 0 < train.examples < spec.min_records:
-        run.errors.add(
-            Finding(
-                code="too_few_examples",
-                message=f"The file has {train.examples:,} examples; Amazon Bedrock requires at "
-                f"least {spec.min_records:,} to fine-tune {base_model}.",
-            )
-        )
-    if spec.max_records is not None and train.examples > spec.max_records:
-        run.errors.add(
-            Finding(
-                code="too_many_examples",
-                message=f"The file has {train.examples:,} examples; Amazon Bedrock accepts at "
-                f"most {spec.max_records:,} to fine-tune {base_model}. Split or sample the data.",
-            )
-        )
-    if held_out is not None and not spec.validation_set_used:
-        run.warnings.add(
-            Finding(
-                code="validation_file_not_used",
-                file="validation",
-                message=f"Amazon Bedrock does not use a validation set when it fine-tunes "
-                f"{base_model}; the validation file has no effect.",
-            )
-        )
-    tool_note = spec.unconfirmed.get("tool_use_training")
-    if train.with_tools and tool_note:
-        run.warnings.add(
-            Finding(
-                code="tool_use_unconfirmed",
-                message=f"{train.with_tools:,} examples use tools, and whether Amazon Bedrock "
-                f"trains tool use for {base_model} is unconfirmed: {tool_note}",
-            )
         )
 
 

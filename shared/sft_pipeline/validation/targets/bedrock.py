@@ -1,5 +1,9 @@
-"""What Amazon Bedrock refuses, found before any data is converted or any job exists.
+"""What Amazon Bedrock accepts, found before any data is converted or any job exists.
 
+Its base models (``data/bedrock_models.json``: record bounds, context window,
+hyperparameter ranges, images, tool use, on-demand serving, dated price) and
+:meth:`BedrockModelSpec.hyperparameters_for`, the one translation of a job's
+hyperparameters, which the adapter sends and the validator checks.
 :func:`nova_issues` lists what Nova's ``bedrock-conversation-2024`` records cannot
 express: an error refuses the example (the job would fail, or train on something
 other than what the file says), a warning names a field the conversion drops. A
@@ -8,24 +12,27 @@ dropped field is only worth a warning when it means something: a message ``name`
 ``auto``. :func:`job_setting_problems` lists the job settings Bedrock would refuse,
 and :func:`custom_model_name` is the one rule that names the custom model.
 
-Pure functions, no AWS calls. Model facts come from the catalog; the API's fixed
+Pure functions, no AWS calls. Model facts come from the data table; the API's fixed
 patterns (ids, names) are constants here, as botocore's service models state them.
-The converter (providers.nova_format) builds on these rules, never the reverse.
+The Bedrock adapter (providers.bedrock_provider, with its converters nova_format and
+converse_format) builds on these rules, never the reverse.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import Any, Literal, Self
 
 import orjson
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sft_pipeline.jobs import Hyperparameters
-from sft_pipeline.validation.catalog import BedrockModelSpec, bedrock_spec, load_bedrock_catalog
 from sft_pipeline.validation.formats import (
     AssistantMessage,
     ChatExample,
@@ -39,7 +46,15 @@ from sft_pipeline.validation.formats import (
     ToolMessage,
     UserMessage,
 )
-from sft_pipeline.validation.report import Severity
+from sft_pipeline.validation.report import Finding, Severity
+from sft_pipeline.validation.targets.base import ResolvedModel, read_table
+from sft_pipeline.validation.tokens import EncodingName
+
+TITLE = "Amazon Bedrock"
+# The Converse-message training format this pipeline converts OpenAI chat files to.
+CONVERSE_FORMAT = "bedrock-conversation-2024"
+TrainingFormat = Literal["bedrock-conversation-2024", "anthropic-messages", "prompt-completion"]
+ImageFormat = Literal["png", "jpeg", "gif", "webp"]
 
 # Nova names image formats; the S3 key's extension is all a pure check can see.
 IMAGE_FORMAT_BY_EXTENSION = {
@@ -53,6 +68,239 @@ IMAGE_FORMAT_BY_EXTENSION = {
 # toolUseId and tool names are 1-64 characters of these.
 TOOL_USE_ID = re.compile(r"[a-zA-Z0-9_.:-]{1,64}")
 TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+
+
+# ---------------------------------------------------------------- base models
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HyperparameterRange(_Data):
+    type: Literal["int", "float"]
+    min: int | float
+    max: int | float
+    default: int | float
+
+    @model_validator(mode="after")
+    def _default_in_range(self) -> Self:
+        if not self.min <= self.default <= self.max:
+            raise ValueError(f"default {self.default} is outside {self.min}..{self.max}")
+        return self
+
+    def as_string(self, name: str, value: float) -> str:
+        """The value as Bedrock takes it (a string), or ValueError when out of range."""
+        if not self.min <= value <= self.max:
+            raise ValueError(f"{name} must be from {self.min:g} to {self.max:g}, not {value:g}")
+        # Plain decimals ("0.00001"), never exponents: the documented form.
+        return str(int(value)) if self.type == "int" else format(Decimal(repr(value)), "f")
+
+
+class BedrockModelSpec(_Data):
+    """One base model. A fact listed in ``unconfirmed`` is used, but flagged as such."""
+
+    name: str
+    aliases: list[str] = Field(default_factory=list)
+    region: str
+    training_format: TrainingFormat
+    min_records: int | None
+    max_records: int | None
+    context_window_tokens: int
+    # None: not documented, so examples are bounded by the context window only.
+    max_tokens_per_example: int | None
+    text_only: bool
+    image_formats: list[ImageFormat]
+    validation_set_used: bool
+    # None: unknown whether Bedrock trains tool use for this model.
+    tool_use_training: bool | None
+    hyperparameters: dict[str, HyperparameterRange]
+    # None: unknown whether fine-tunes can be served per token without Provisioned Throughput.
+    on_demand_deployment: bool | None
+    training_per_million: float | None
+    unconfirmed: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_facts(self) -> Self:
+        unknown = set(self.unconfirmed) - set(type(self).model_fields)
+        if unknown:
+            raise ValueError(f"unconfirmed notes for unknown facts: {sorted(unknown)}")
+        if "epochCount" not in self.hyperparameters:
+            raise ValueError("every Bedrock model trains for an epochCount")
+        return self
+
+    @property
+    def default_epochs(self) -> int:
+        return int(self.hyperparameters["epochCount"].default)
+
+    def unsupported_reason(self) -> str | None:
+        """Why this pipeline cannot fine-tune the model, or None when it can."""
+        reasons = []
+        if self.training_format != CONVERSE_FORMAT:
+            reasons.append(
+                f"{self.name} trains on the {self.training_format} format, "
+                "which this pipeline does not produce."
+            )
+        if self.on_demand_deployment is False:
+            reasons.append(
+                f"{self.name} fine-tunes need Provisioned Throughput, billed by the hour "
+                "whether they are used or not."
+            )
+        return " ".join(reasons) or None
+
+    def hyperparameters_for(self, requested: Hyperparameters) -> dict[str, str]:
+        """The job's hyperParameters map; "auto" leaves a value to Bedrock's default.
+
+        The learning-rate multiplier scales this model's default learning rate,
+        or is sent as is to a model that takes a multiplier. Raises ValueError
+        for a value out of range or one the model does not take.
+        """
+        ranges = self.hyperparameters
+        chosen: dict[str, float] = {}
+        if requested.n_epochs != "auto":
+            chosen["epochCount"] = requested.n_epochs
+        if requested.batch_size != "auto":
+            if "batchSize" not in ranges:
+                raise ValueError(f"{self.name} has no batch size; leave batch_size on auto")
+            chosen["batchSize"] = requested.batch_size
+        multiplier = requested.learning_rate_multiplier
+        if multiplier != "auto":
+            if "learningRateMultiplier" in ranges:
+                chosen["learningRateMultiplier"] = multiplier
+            else:
+                chosen["learningRate"] = ranges["learningRate"].default * multiplier
+        return {name: ranges[name].as_string(name, value) for name, value in chosen.items()}
+
+
+class BedrockCatalog(_Data):
+    as_of: dt.date
+    source: str
+    currency: str
+    estimate_encoding: EncodingName
+    reserved_strings: list[str]
+    reserved_strings_ignore_case: bool
+    max_images_per_message: int
+    media_uri_pattern: re.Pattern[str]
+    unconfirmed: dict[str, str] = Field(default_factory=dict)
+    hyperparameter_schemas: dict[str, dict[str, HyperparameterRange]]
+    models: dict[str, BedrockModelSpec]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inline_schemas(cls, data: Any) -> Any:
+        """Models name a shared schema ("hyperparameter_schema") so its ranges are written once."""
+        schemas = data["hyperparameter_schemas"]
+        models = {}
+        for model_id, raw in data["models"].items():
+            spec = dict(raw)
+            name = spec.pop("hyperparameter_schema")
+            if name not in schemas:
+                raise ValueError(f"{model_id}: no hyperparameter schema named {name!r}")
+            models[model_id] = {**spec, "hyperparameters": schemas[name]}
+        return {**data, "models": models}
+
+    @model_validator(mode="after")
+    def _bucket_group(self) -> Self:
+        if "bucket" not in self.media_uri_pattern.groupindex:
+            raise ValueError("media_uri_pattern needs a (?P<bucket>...) group")
+        return self
+
+    def resolve(self, model: str) -> tuple[str, BedrockModelSpec] | None:
+        """Find the fine-tuning model id behind itself, an alias or the inference model id."""
+        if model in self.models:
+            return model, self.models[model]
+        for model_id, spec in self.models.items():
+            if model in spec.aliases:
+                return model_id, spec
+        return None
+
+    def refusal(self, model: str) -> str | None:
+        """Why ``model`` cannot be fine-tuned here and what to use instead; None if it can."""
+        resolved = self.resolve(model)
+        if resolved is None:
+            reason = f"'{model}' is not a base model Amazon Bedrock can fine-tune on chat data."
+        else:
+            unsupported = resolved[1].unsupported_reason()
+            if unsupported is None:
+                return None
+            reason = unsupported
+        usable = [
+            f"{model_id} ({spec.aliases[0]})" if spec.aliases else model_id
+            for model_id, spec in self.models.items()
+            if spec.unsupported_reason() is None
+        ]
+        return f"{reason} Use one of: {', '.join(usable)}."
+
+    def trainable(self, model: str) -> tuple[str, BedrockModelSpec]:
+        """The model's id and facts; raises UnsupportedModelError when it cannot be used."""
+        resolved = self.resolve(model)
+        if resolved is None or resolved[1].unsupported_reason() is not None:
+            raise UnsupportedModelError(self.refusal(model))
+        return resolved
+
+
+class UnsupportedModelError(ValueError):
+    """A Bedrock base model this pipeline cannot fine-tune; the message says what to use."""
+
+
+@cache
+def load_bedrock_catalog() -> BedrockCatalog:
+    return BedrockCatalog.model_validate(json.loads(read_table("bedrock_models.json")))
+
+
+def bedrock_spec(model: str) -> BedrockModelSpec | None:
+    """The facts of a Bedrock base model (by id, alias or inference id); None if unknown."""
+    resolved = load_bedrock_catalog().resolve(model)
+    return resolved[1] if resolved else None
+
+
+def knows(model: str) -> bool:
+    return load_bedrock_catalog().resolve(model) is not None
+
+
+def resolve(model: str) -> ResolvedModel:
+    catalog = load_bedrock_catalog()
+    resolved = catalog.resolve(model)
+    if resolved is None:
+        return ResolvedModel(
+            provider="bedrock",
+            base_model=None,
+            encoding=catalog.estimate_encoding,
+            tokens_approximate=True,
+            price_as_of=catalog.as_of,
+            unsupported_reason=catalog.refusal(model),
+        )
+    base, spec = resolved
+    return ResolvedModel(
+        provider="bedrock",
+        base_model=base,
+        encoding=catalog.estimate_encoding,
+        tokens_approximate=True,
+        max_tokens_per_example=spec.max_tokens_per_example,
+        context_window_tokens=spec.context_window_tokens,
+        training_per_million=spec.training_per_million,
+        price_as_of=catalog.as_of,
+        default_epochs=spec.default_epochs,
+        unconfirmed=frozenset(spec.unconfirmed),
+        unsupported_reason=catalog.refusal(model),
+    )
+
+
+def largest_token_limit() -> int:
+    return max(
+        spec.max_tokens_per_example or spec.context_window_tokens
+        for spec in load_bedrock_catalog().models.values()
+    )
+
+
+def min_examples(base_model: str) -> tuple[int, int]:
+    """Nova's record minimum to train on; Bedrock documents none for a validation set, and an
+    empty one is still none."""
+    spec = bedrock_spec(base_model)
+    return (spec and spec.min_records) or 1, 1
+
+
+# ---------------------------------------------------------------- examples
 
 
 class NovaIssue(BaseModel):
@@ -496,3 +744,51 @@ def job_setting_problems(
     except ValueError as invalid:
         problems.append(f"{invalid}.")
     return problems
+
+
+# ---------------------------------------------------------------- the file
+
+
+def file_findings(
+    base_model: str, examples: int, with_tools: int, has_validation_file: bool
+) -> tuple[list[Finding], list[Finding]]:
+    """Errors and warnings about a whole file for ``base_model``: the record bounds, a
+    validation set Bedrock ignores, tool use it may not train."""
+    spec = load_bedrock_catalog().models[base_model]
+    errors: list[Finding] = []
+    warnings: list[Finding] = []
+    if spec.min_records is not None and 0 < examples < spec.min_records:
+        errors.append(
+            Finding(
+                code="too_few_examples",
+                message=f"The file has {examples:,} examples; Amazon Bedrock requires at "
+                f"least {spec.min_records:,} to fine-tune {base_model}.",
+            )
+        )
+    if spec.max_records is not None and examples > spec.max_records:
+        errors.append(
+            Finding(
+                code="too_many_examples",
+                message=f"The file has {examples:,} examples; Amazon Bedrock accepts at "
+                f"most {spec.max_records:,} to fine-tune {base_model}. Split or sample the data.",
+            )
+        )
+    if has_validation_file and not spec.validation_set_used:
+        warnings.append(
+            Finding(
+                code="validation_file_not_used",
+                file="validation",
+                message=f"Amazon Bedrock does not use a validation set when it fine-tunes "
+                f"{base_model}; the validation file has no effect.",
+            )
+        )
+    tool_note = spec.unconfirmed.get("tool_use_training")
+    if with_tools and tool_note:
+        warnings.append(
+            Finding(
+                code="tool_use_unconfirmed",
+                message=f"{with_tools:,} examples use tools, and whether Amazon Bedrock "
+                f"trains tool use for {base_model} is unconfirmed: {tool_note}",
+            )
+        )
+    return errors, warnings

@@ -1,0 +1,87 @@
+"""What OpenAI's fine-tuning accepts: its base models (tokenizer, per-example token limit,
+dated training price, shutdown date, from ``data/openai_models.json``) and its minimum
+number of examples. The chat format itself is OpenAI's, checked by validation.rules for
+every provider.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from functools import cache
+
+from pydantic import BaseModel, Field
+
+from sft_pipeline.validation.targets.base import FALLBACK_ENCODING, ResolvedModel, read_table
+from sft_pipeline.validation.tokens import EncodingName
+
+TITLE = "OpenAI"
+# OpenAI refuses a training or validation file with fewer examples.
+MIN_EXAMPLES = 10
+
+
+class BaseModelSpec(BaseModel):
+    aliases: list[str] = Field(default_factory=list)
+    encoding: EncodingName
+    max_tokens_per_example: int
+    limit_unconfirmed: bool = False
+    training_per_million: float | None
+    shutdown_date: dt.date | None = None
+
+
+class ModelCatalog(BaseModel):
+    as_of: dt.date
+    source: str
+    currency: str
+    default_model: str
+    models: dict[str, BaseModelSpec]
+
+    def resolve(self, model: str) -> tuple[str, BaseModelSpec] | None:
+        """Find the snapshot behind an alias, a snapshot name or an ``ft:`` model id."""
+        name = model.split(":")[1] if model.startswith("ft:") and ":" in model[3:] else model
+        if name in self.models:
+            return name, self.models[name]
+        for snapshot, spec in self.models.items():
+            if name in spec.aliases:
+                return snapshot, spec
+        return None
+
+
+@cache
+def load_catalog() -> ModelCatalog:
+    return ModelCatalog.model_validate(json.loads(read_table("openai_models.json")))
+
+
+def knows(model: str) -> bool:
+    return load_catalog().resolve(model) is not None
+
+
+def resolve(model: str) -> ResolvedModel:
+    catalog = load_catalog()
+    resolved = catalog.resolve(model)
+    if resolved is None:
+        return ResolvedModel(
+            provider="openai",
+            base_model=None,
+            encoding=FALLBACK_ENCODING,
+            price_as_of=catalog.as_of,
+        )
+    base, spec = resolved
+    return ResolvedModel(
+        provider="openai",
+        base_model=base,
+        encoding=spec.encoding,
+        max_tokens_per_example=spec.max_tokens_per_example,
+        training_per_million=spec.training_per_million,
+        price_as_of=catalog.as_of,
+        unconfirmed=frozenset({"max_tokens_per_example"} if spec.limit_unconfirmed else ()),
+        shutdown_date=spec.shutdown_date,
+    )
+
+
+def largest_token_limit() -> int:
+    return max(spec.max_tokens_per_example for spec in load_catalog().models.values())
+
+
+def min_examples(base_model: str) -> tuple[int, int]:
+    return MIN_EXAMPLES, MIN_EXAMPLES
