@@ -6,9 +6,9 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import SNSEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from sft_pipeline.adapters.notifier import notification_from_sns
 from sft_pipeline.adapters.secrets import read_secret
-from sft_pipeline.adapters.slack import SlackSettings, SlackWebhook
-from sft_pipeline.notifications import notification_from_sns, slack_blocks
+from sft_pipeline.adapters.slack import SlackSettings, SlackWebhook, slack_blocks
 
 logger = Logger(service="slack-notifier")
 settings = SlackSettings()

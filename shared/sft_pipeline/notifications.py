@@ -1,18 +1,16 @@
-"""What a finished (or refused) run tells people: the SNS email, the Slack message, the hints.
+"""What a finished (or refused) run tells people: the message model and what to do next.
 
-The workflow publishes one ``Notification`` per run through ``sns_message``; email
-subscribers read ``email_text`` and the Slack notifier Lambda receives the JSON
-variant, parses it with ``notification_from_sns`` and posts ``slack_blocks``.
-Everything here is pure: no AWS calls.
+The workflow publishes one ``Notification`` per run. The hints (what to do after each way
+a run can end badly) and the usage example are provider knowledge, kept here and pure;
+how a notification reads in an email or in Slack is decided beside the adapter that
+sends it (adapters/notifier.py, adapters/slack.py, adapters/notification_text.py).
 """
 
 from __future__ import annotations
 
 import json
-import unicodedata
-from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, NamedTuple, TypedDict
+from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, NonNegativeInt
 
@@ -24,13 +22,6 @@ MAX_JOB_DURATION_PARAMETER = "MaxJobDurationHours"
 COST_CAP_PARAMETER = "CostCapUsd"
 COST_CAP_METADATA_KEY = "cost-cap-usd"
 
-# Service limits (SNS Publish, Slack Block Kit).
-SNS_SUBJECT_MAX_CHARS = 100
-SLACK_HEADER_MAX_CHARS = 150
-SLACK_TEXT_MAX_CHARS = 3000
-SLACK_FIELD_MAX_CHARS = 2000
-SLACK_MAX_FIELDS = 10
-SLACK_MAX_CONTEXT_ELEMENTS = 10
 # Provider error text can be long; clipping it keeps the message far below SNS's 256 KiB.
 MAX_ERROR_CHARS = 4000
 
@@ -128,35 +119,6 @@ class Notification(BaseModel):
         # Clocks of different services can disagree by a little; never report a negative time.
         return max(0, int((self.finished_at - self.started_at).total_seconds()))
 
-
-class _Style(NamedTuple):
-    title: str
-    emoji: str
-    sentence: str
-
-
-_STYLES: dict[Outcome, _Style] = {
-    Outcome.SUCCEEDED: _Style(
-        "Fine-tune succeeded", ":white_check_mark:", "The fine-tuned model is ready to use."
-    ),
-    Outcome.FAILED: _Style("Fine-tune failed", ":x:", "The fine-tuning job failed."),
-    Outcome.CANCELLED: _Style(
-        "Fine-tune cancelled", ":no_entry_sign:", "The fine-tuning job was cancelled."
-    ),
-    Outcome.TIMED_OUT: _Style(
-        "Fine-tune timed out",
-        ":hourglass:",
-        "The job ran past the stack's maximum duration and was cancelled.",
-    ),
-    Outcome.REJECTED: _Style(
-        "Training file rejected", ":warning:", "The file was not sent for training."
-    ),
-    Outcome.PROVIDER_UNREACHABLE: _Style(
-        "Provider unreachable",
-        ":satellite_antenna:",
-        "We cannot reach the provider; the job continues; we keep checking.",
-    ),
-}
 
 _FILE_HINT = (
     "Fix the lines named in the error and in the validation report ({report}), "
@@ -271,63 +233,8 @@ def hint_for(n: Notification) -> str | None:
     return _HINTS.get(key, _GENERIC_HINT).format(
         report=n.report_uri or "written next to the file",
         retries=f"{n.retries} times" if n.retries else "several times",
-        estimate=_usd(n.estimated_cost_usd) if n.estimated_cost_usd is not None else "unknown",
+        estimate=usd(n.estimated_cost_usd) if n.estimated_cost_usd is not None else "unknown",
     )
-
-
-class _Fact(NamedTuple):
-    label: str
-    value: str
-    kind: Literal["text", "code", "link"] = "text"
-
-
-def _summary_facts(n: Notification) -> list[_Fact]:
-    """The facts people scan first (Slack shows them as section fields)."""
-    dataset = n.dataset
-    version = f" (version {dataset.version_id})" if dataset.version_id else ""
-    facts = [
-        _Fact("Status", n.outcome.value.replace("_", " ").capitalize()),
-        _Fact("Dataset", dataset.s3_uri + version, "code"),
-    ]
-    if dataset.examples is not None:
-        facts.append(_Fact("Examples", f"{dataset.examples:,}"))
-    if n.base_model:
-        facts.append(_Fact("Base model", f"{n.base_model} ({n.provider})"))
-    if n.model_id:
-        facts.append(_Fact("Model", n.model_id, "code"))
-    if (seconds := n.duration_seconds) is not None:
-        facts.append(_Fact("Duration", _duration(seconds)))
-    if n.trained_tokens is not None:
-        facts.append(_Fact("Trained tokens", f"{n.trained_tokens:,}"))
-    costs = [
-        f"{name} {_usd(value)}"
-        for name, value in (("estimated", n.estimated_cost_usd), ("actual", n.actual_cost_usd))
-        if value is not None
-    ]
-    if costs:
-        facts.append(_Fact("Cost", ", ".join(costs)))
-    losses = [
-        f"{name} {value:.4g}"
-        for name, value in (("train", n.train_loss), ("validation", n.valid_loss))
-        if value is not None
-    ]
-    if losses:
-        facts.append(_Fact("Loss", ", ".join(losses)))
-    return facts
-
-
-def _reference_facts(n: Notification) -> list[_Fact]:
-    """Where to look further (Slack shows them as context)."""
-    candidates = [
-        _Fact("Job", n.job_id or "", "code"),
-        _Fact("Dataset id", n.dataset.dataset_id, "code"),
-        _Fact("Validation", n.validation_summary or ""),
-        _Fact("Report", n.report_uri or "", "code"),
-        _Fact("Started", _utc(n.started_at)),
-        _Fact("Finished", _utc(n.finished_at)),
-        _Fact("Console", n.console_url or "", "link"),
-    ]
-    return [fact for fact in candidates if fact.value]
 
 
 def usage_example(n: Notification) -> list[str] | None:
@@ -348,177 +255,7 @@ def usage_example(n: Notification) -> list[str] | None:
     ]
 
 
-def subject_for(n: Notification) -> str:
-    """The SNS email subject: ASCII, one line, at most 100 characters."""
-    head = f"{_STYLES[n.outcome].title}: "
-    if n.outcome is Outcome.SUCCEEDED and n.model_id:
-        frame, detail = " -> {}", n.model_id
-    elif n.error_code:
-        frame, detail = " ({})", n.error_code
-    else:
-        frame, detail = "{}", ""
-    name = _ascii_line(n.dataset.file_name)
-    room = SNS_SUBJECT_MAX_CHARS - len(head) - len(frame.format(""))
-    # The detail gets what the file name leaves over, and never less than 44 characters.
-    detail = _shorten_middle(_ascii_line(detail), max(room - len(name), 44))
-    return head + _shorten_middle(name, room - len(detail)) + frame.format(detail)
-
-
-def email_text(n: Notification) -> str:
-    """The plain-text email body."""
-    style = _STYLES[n.outcome]
-    lines = [f"{style.title}: {n.dataset.file_name}", style.sentence, ""]
-    lines += _aligned(_summary_facts(n))
-    if n.error_code or n.error_message:
-        code = f" ({n.error_code})" if n.error_code else ""
-        lines += ["", f"Error{code}:", f"  {n.error_message or 'no message from the provider'}"]
-    if hint := hint_for(n):
-        lines += ["", "What to do:", f"  {hint}"]
-    if n.serving_note:
-        lines += ["", "Serving:", f"  {n.serving_note}"]
-    if example := usage_example(n):
-        lines += ["", "Call the model:", *(f"  {line}" for line in example)]
-    if references := _reference_facts(n):
-        lines += ["", *_aligned(references)]
-    return "\n".join(lines) + "\n"
-
-
-def slack_blocks(n: Notification) -> dict[str, Any]:
-    """A Slack Block Kit message, within Slack's size limits whatever the input."""
-    style = _STYLES[n.outcome]
-    blocks: list[dict[str, Any]] = [
-        {
-            "type": "header",
-            "text": {
-                "type": "plain_text",
-                "text": _clip(
-                    f"{style.emoji} {style.title}: {n.dataset.file_name}", SLACK_HEADER_MAX_CHARS
-                ),
-                "emoji": True,
-            },
-        },
-        {
-            "type": "section",
-            "fields": [
-                _mrkdwn(f"*{fact.label}*\n{_slack_value(fact)}", SLACK_FIELD_MAX_CHARS)
-                for fact in _summary_facts(n)[:SLACK_MAX_FIELDS]
-            ],
-        },
-    ]
-    if n.error_code or n.error_message:
-        code = f" `{_escape(n.error_code)}`" if n.error_code else ""
-        message = _escape(n.error_message or "no message from the provider")
-        blocks.append(_section(f"*Error*{code}\n{message}"))
-    if hint := hint_for(n):
-        blocks.append(_section(f"*What to do*\n{_escape(hint)}"))
-    if n.serving_note:
-        blocks.append(_section(f"*Serving*\n{_escape(n.serving_note)}"))
-    if example := usage_example(n):
-        blocks.append(_section("*Call the model*\n```" + _escape("\n".join(example)) + "```"))
-    if references := _reference_facts(n):
-        elements = [
-            _mrkdwn(f"{fact.label}: {_slack_value(fact)}", SLACK_TEXT_MAX_CHARS)
-            for fact in references[:SLACK_MAX_CONTEXT_ELEMENTS]
-        ]
-        blocks.append({"type": "context", "elements": elements})
-    return {"text": subject_for(n), "blocks": blocks}
-
-
-class MessageAttribute(TypedDict):
-    DataType: Literal["String"]
-    StringValue: str
-
-
-class SnsPublishArgs(TypedDict):
-    Subject: str
-    Message: str
-    MessageStructure: Literal["json"]
-    MessageAttributes: dict[str, MessageAttribute]
-
-
-def sns_message(n: Notification) -> SnsPublishArgs:
-    """Everything ``sns.publish`` needs except TopicArn.
-
-    Email subscribers get the readable text; Lambda subscribers get the model as JSON.
-    The ``status`` attribute lets subscriptions filter (e.g. email on failures only).
-    """
-    text = email_text(n)
-    return {
-        "Subject": subject_for(n),
-        "Message": json.dumps({"default": text, "email": text, "lambda": n.model_dump_json()}),
-        "MessageStructure": "json",
-        "MessageAttributes": {"status": {"DataType": "String", "StringValue": n.outcome.value}},
-    }
-
-
-def notification_from_sns(message: str) -> Notification:
-    """Parse the message a Lambda subscriber receives (the JSON variant); ValidationError if not one."""
-    return Notification.model_validate_json(message)
-
-
-def _aligned(facts: list[_Fact]) -> list[str]:
-    return [f"{fact.label + ':':<16}{fact.value}" for fact in facts]
-
-
-def _slack_value(fact: _Fact) -> str:
-    if fact.kind == "link":
-        return f"<{fact.value}|open>"
-    value = _escape(fact.value)
-    return f"`{value}`" if fact.kind == "code" else value
-
-
-def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": _mrkdwn(text, SLACK_TEXT_MAX_CHARS)}
-
-
-def _mrkdwn(text: str, limit: int) -> dict[str, str]:
-    return {"type": "mrkdwn", "text": _clip(text, limit)}
-
-
-def _escape(text: str) -> str:
-    """Slack mrkdwn treats &, < and > as control characters."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _clip(text: str, limit: int) -> str:
-    """Cut to ``limit`` characters with an ellipsis, never through an ``&amp;``-style entity."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    amp = cut.rfind("&")
-    if amp != -1 and ";" not in cut[amp:]:
-        cut = cut[:amp]
-    return cut + "…"
-
-
-def _shorten_middle(text: str, width: int) -> str:
-    """Keep both ends (a file's extension, a model id's suffix) and drop the middle."""
-    if len(text) <= width:
-        return text
-    keep = width - 3
-    return text[: keep - keep // 2] + "..." + text[len(text) - keep // 2 :]
-
-
-def _ascii_line(text: str) -> str:
-    """SNS subjects must be printable ASCII on one line."""
-    flat = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return "".join(char for char in " ".join(flat.split()) if char.isprintable())
-
-
-def _duration(seconds: int) -> str:
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m {secs:02d}s"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
-
-
-def _usd(value: float) -> str:
+def usd(value: float) -> str:
+    """Money as people read it."""
     # Small files cost fractions of a cent; two decimals would show them as $0.00.
     return f"${value:,.2f}" if value >= 0.01 or value == 0 else f"${value:.4f}"
-
-
-def _utc(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""

@@ -11,18 +11,10 @@ import pytest
 from moto import mock_aws
 from pydantic import ValidationError
 
-from sft_pipeline.notifications import (
-    MAX_ERROR_CHARS,
-    DatasetRef,
-    Notification,
-    Outcome,
-    email_text,
-    hint_for,
-    notification_from_sns,
-    slack_blocks,
-    sns_message,
-    subject_for,
-)
+from sft_pipeline.adapters.notification_text import subject_for
+from sft_pipeline.adapters.notifier import email_text, notification_from_sns, sns_message
+from sft_pipeline.adapters.slack import slack_blocks
+from sft_pipeline.notifications import MAX_ERROR_CHARS, DatasetRef, Notification, Outcome, hint_for
 
 MODEL_ID = "ft:gpt-4o-mini-2024-07-18:acme:support:AbC123xy"
 REPORT_URI = "s3://acme-training/reports/support-set.jsonl/v3.json"

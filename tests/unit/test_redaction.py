@@ -10,7 +10,9 @@ from botocore.exceptions import ClientError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sft_pipeline.notifications import DatasetRef, Notification, Outcome, email_text, slack_blocks
+from sft_pipeline.adapters.notifier import email_text
+from sft_pipeline.adapters.slack import slack_blocks
+from sft_pipeline.notifications import DatasetRef, Notification, Outcome
 from sft_pipeline.providers import bedrock_provider
 from sft_pipeline.redaction import REDACTED, redact_secrets
 

@@ -26,9 +26,14 @@ from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterEr
 from moto import mock_aws
 from pydantic import ValidationError
 
+from sft_pipeline.adapters.notifier import notification_from_sns
 from sft_pipeline.adapters.secrets import read_secret
-from sft_pipeline.adapters.slack import SlackDeliveryError, SlackSettings, SlackWebhook
-from sft_pipeline.notifications import notification_from_sns, slack_blocks
+from sft_pipeline.adapters.slack import (
+    SlackDeliveryError,
+    SlackSettings,
+    SlackWebhook,
+    slack_blocks,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLER_PATH = ROOT / "functions" / "slack_notifier" / "app.py"

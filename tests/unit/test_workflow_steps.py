@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from moto import mock_aws
 
+from sft_pipeline.adapters.notifier import email_text
 from sft_pipeline.adapters.registry import DatasetRecord, Registry
 from sft_pipeline.jobs import (
     Estimate,
@@ -19,7 +20,7 @@ from sft_pipeline.jobs import (
     WorkflowRequest,
     WorkflowState,
 )
-from sft_pipeline.notifications import Notification, Outcome, email_text
+from sft_pipeline.notifications import Notification, Outcome
 from sft_pipeline.pipeline.steps import (
     ADOPTION_WAITS,
     NO_JOB_STATUS,

@@ -1,4 +1,5 @@
-"""Posting messages to a Slack incoming webhook, with the standard library only.
+"""Slack: a notification as a Block Kit message, posted to an incoming webhook with the
+standard library only.
 
 Any failure raises ``SlackDeliveryError`` so that the Lambda invocation fails and
 AWS retries it, then keeps the event in the dead-letter queue.
@@ -18,10 +19,25 @@ from urllib.request import Request, urlopen
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sft_pipeline.adapters.notification_text import (
+    STYLES,
+    Fact,
+    reference_facts,
+    subject_for,
+    summary_facts,
+)
+from sft_pipeline.notifications import Notification, hint_for, usage_example
+
 # What the webhook secret holds when Slack is switched off.
 DISABLED_VALUES = frozenset({"", "disabled"})
 # Slack answers within a second; waiting much longer only burns Lambda time before the retry.
 DEFAULT_TIMEOUT_SECONDS = 5.0
+# Block Kit's limits: Slack refuses the whole message (400 invalid_blocks) past any of them.
+SLACK_HEADER_MAX_CHARS = 150
+SLACK_TEXT_MAX_CHARS = 3000
+SLACK_FIELD_MAX_CHARS = 2000
+SLACK_MAX_FIELDS = 10
+SLACK_MAX_CONTEXT_ELEMENTS = 10
 
 
 class SlackDeliveryError(RuntimeError):
@@ -75,3 +91,75 @@ class SlackWebhook:
             raise SlackDeliveryError(f"Slack answered HTTP {exc.code}: {detail}") from exc
         except (OSError, HTTPException) as exc:
             raise SlackDeliveryError(f"Slack could not be reached: {exc!r}") from exc
+
+
+def slack_blocks(n: Notification) -> dict[str, Any]:
+    """A Slack Block Kit message, within Slack's size limits whatever the input."""
+    style = STYLES[n.outcome]
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {
+                "type": "plain_text",
+                "text": _clip(
+                    f"{style.emoji} {style.title}: {n.dataset.file_name}", SLACK_HEADER_MAX_CHARS
+                ),
+                "emoji": True,
+            },
+        },
+        {
+            "type": "section",
+            "fields": [
+                _mrkdwn(f"*{fact.label}*\n{_slack_value(fact)}", SLACK_FIELD_MAX_CHARS)
+                for fact in summary_facts(n)[:SLACK_MAX_FIELDS]
+            ],
+        },
+    ]
+    if n.error_code or n.error_message:
+        code = f" `{_escape(n.error_code)}`" if n.error_code else ""
+        message = _escape(n.error_message or "no message from the provider")
+        blocks.append(_section(f"*Error*{code}\n{message}"))
+    if hint := hint_for(n):
+        blocks.append(_section(f"*What to do*\n{_escape(hint)}"))
+    if n.serving_note:
+        blocks.append(_section(f"*Serving*\n{_escape(n.serving_note)}"))
+    if example := usage_example(n):
+        blocks.append(_section("*Call the model*\n```" + _escape("\n".join(example)) + "```"))
+    if references := reference_facts(n):
+        elements = [
+            _mrkdwn(f"{fact.label}: {_slack_value(fact)}", SLACK_TEXT_MAX_CHARS)
+            for fact in references[:SLACK_MAX_CONTEXT_ELEMENTS]
+        ]
+        blocks.append({"type": "context", "elements": elements})
+    return {"text": subject_for(n), "blocks": blocks}
+
+
+def _slack_value(fact: Fact) -> str:
+    if fact.kind == "link":
+        return f"<{fact.value}|open>"
+    value = _escape(fact.value)
+    return f"`{value}`" if fact.kind == "code" else value
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": _mrkdwn(text, SLACK_TEXT_MAX_CHARS)}
+
+
+def _mrkdwn(text: str, limit: int) -> dict[str, str]:
+    return {"type": "mrkdwn", "text": _clip(text, limit)}
+
+
+def _escape(text: str) -> str:
+    """Slack mrkdwn treats &, < and > as control characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _clip(text: str, limit: int) -> str:
+    """Cut to ``limit`` characters with an ellipsis, never through an ``&amp;``-style entity."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
