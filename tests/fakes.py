@@ -1,4 +1,8 @@
-"""In-memory stand-ins for the pipeline's ports, for unit tests of the steps and handlers."""
+"""In-memory stand-ins for the pipeline's ports, for unit tests of the steps and handlers.
+
+mypy checks (``make typecheck``) that each fake is what its consumers take, as the real
+adapter is: see the end of this module.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +11,31 @@ import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import boto3
 
 from sft_local.template import load_template
 from sft_pipeline.adapters.registry import Registry
+from sft_pipeline.aliases import (
+    AliasNotFound,
+    AliasVersion,
+    AliasVersionNotFound,
+    Variant,
+)
+from sft_pipeline.api_keys import ApiKeyNotFound, ApiKeyRecord, DuplicateApiKeyError
 from sft_pipeline.jobs import JobState, UploadRef, WorkflowRequest
 from sft_pipeline.notifications import Notification
 from sft_pipeline.providers.base import (
     JobRequest,
     ProviderError,
-    ProviderJob,
     Serving,
     ServingStatus,
     TrainingMetrics,
 )
+from sft_pipeline.records import DatasetRecord, JobRecord, ModelRecord, ProviderJob
 from sft_pipeline.validation import DataSource
 from sft_pipeline.validation.reader import BinaryReadable
 
@@ -189,7 +201,147 @@ def registry_table(name: str = "registry") -> Any:
 
 
 def make_registry() -> Registry:
+    """The DynamoDB registry on a moto table (call inside mock_aws)."""
     return Registry(registry_table())
+
+
+@dataclass
+class InMemoryRegistry:
+    """The registry in dicts, behaving as the DynamoDB one does (tests/unit/test_registry_api.py
+    runs its tests on both): records come back equal, listings in the same order, and the
+    same errors for what is missing, duplicated or already taken."""
+
+    datasets: dict[str, DatasetRecord] = field(default_factory=dict)
+    notices: set[tuple[str, str]] = field(default_factory=set)
+    jobs: dict[str, JobRecord] = field(default_factory=dict)  # by dataset id
+    job_ids: dict[str, str] = field(default_factory=dict)  # provider job id -> dataset id
+    job_listed_at: dict[str, datetime] = field(default_factory=dict)
+    models: dict[str, ModelRecord] = field(default_factory=dict)
+    # Each alias: its versions, oldest first, and the number of the one that serves.
+    alias_versions: dict[str, list[AliasVersion]] = field(default_factory=dict)
+    alias_current: dict[str, int] = field(default_factory=dict)
+    keys: dict[str, ApiKeyRecord] = field(default_factory=dict)  # by hash
+
+    # Datasets
+
+    def put_dataset(self, record: DatasetRecord) -> None:
+        self.datasets[record.dataset_id] = record
+
+    def get_dataset(self, dataset_id: str) -> DatasetRecord | None:
+        return self.datasets.get(dataset_id)
+
+    def mark_dataset(self, dataset_id: str, status: str) -> None:
+        if dataset_id in self.datasets:
+            self.datasets[dataset_id] = self.datasets[dataset_id].model_copy(
+                update={"status": status}
+            )
+
+    def claim_notice(self, dataset_id: str, kind: str, now: datetime) -> bool:
+        if (dataset_id, kind) in self.notices:
+            return False
+        self.notices.add((dataset_id, kind))
+        return True
+
+    def release_notice(self, dataset_id: str, kind: str) -> None:
+        self.notices.discard((dataset_id, kind))
+
+    # Jobs
+
+    def put_job(self, record: JobRecord) -> None:
+        self.jobs[record.dataset_id] = record
+        self.job_listed_at[record.dataset_id] = record.started_at or datetime.now(UTC)
+        if record.job_id is not None:
+            self.job_ids[record.job_id] = record.dataset_id
+
+    def get_job(self, dataset_id: str) -> JobRecord | None:
+        return self.jobs.get(dataset_id)
+
+    def get_job_by_id(self, job_id: str) -> JobRecord | None:
+        dataset_id = self.job_ids.get(job_id)
+        return self.jobs[dataset_id] if dataset_id else None
+
+    def list_jobs(self, limit: int = 50) -> list[JobRecord]:
+        newest = sorted(self.jobs, key=lambda dataset_id: self.job_listed_at[dataset_id])
+        return [self.jobs[dataset_id] for dataset_id in reversed(newest)][:limit]
+
+    # Models
+
+    def register_model(self, record: ModelRecord) -> bool:
+        if record.model_id in self.models:
+            return False
+        self.models[record.model_id] = record
+        return True
+
+    def set_model_serving(self, model_id: str, status: str) -> None:
+        self.models[model_id] = self.models[model_id].model_copy(update={"serving_status": status})
+
+    def get_model(self, model_id: str) -> ModelRecord | None:
+        return self.models.get(model_id)
+
+    def list_models(self, limit: int = 50) -> list[ModelRecord]:
+        newest = sorted(self.models.values(), key=lambda model: model.created_at, reverse=True)
+        return newest[:limit]
+
+    # Aliases
+
+    def create_alias_version(
+        self, alias: str, variants: list[Variant], note: str | None, now: datetime
+    ) -> AliasVersion:
+        versions = self.alias_versions.get(alias, [])
+        version = AliasVersion(
+            alias=alias, version=len(versions) + 1, variants=variants, note=note, created_at=now
+        )
+        self.alias_versions[alias] = [*versions, version]
+        self.alias_current[alias] = version.version
+        return version
+
+    def set_alias_current(self, alias: str, version: int, now: datetime) -> AliasVersion:
+        target = self.get_alias_version(alias, version)
+        self.alias_current[alias] = version
+        return target
+
+    def get_alias_version(self, alias: str, version: int | None = None) -> AliasVersion:
+        versions = self.list_alias_versions(alias)
+        number = self.alias_current[alias] if version is None else version
+        if not 1 <= number <= len(versions):
+            raise AliasVersionNotFound(alias, number)
+        return versions[number - 1]
+
+    def list_aliases(self) -> list[tuple[str, int, AliasVersion]]:
+        return [
+            (name, self.alias_current[name], self.get_alias_version(name))
+            for name in sorted(self.alias_versions)
+        ]
+
+    def list_alias_versions(self, alias: str) -> list[AliasVersion]:
+        if alias not in self.alias_versions:
+            raise AliasNotFound(alias)
+        return list(self.alias_versions[alias])
+
+    # Inference API keys
+
+    def put_api_key(self, record: ApiKeyRecord) -> None:
+        if record.key_hash in self.keys:
+            raise DuplicateApiKeyError(f"API key {record.key_id} is already stored")
+        self.keys[record.key_hash] = record
+
+    def get_api_key(self, key_hash: str) -> ApiKeyRecord | None:
+        return self.keys.get(key_hash)
+
+    def find_api_key(self, key_id: str) -> ApiKeyRecord | None:
+        return next((record for record in self.keys.values() if record.key_id == key_id), None)
+
+    def list_api_keys(self) -> list[ApiKeyRecord]:
+        return sorted(self.keys.values(), key=lambda record: record.created_at, reverse=True)
+
+    def revoke_api_key(self, key_id: str, now: datetime) -> ApiKeyRecord:
+        record = self.find_api_key(key_id)
+        if record is None:
+            raise ApiKeyNotFound(key_id)
+        if record.revoked_at is None:
+            record = record.model_copy(update={"revoked_at": now})
+            self.keys[record.key_hash] = record
+        return record
 
 
 @dataclass
@@ -200,3 +352,19 @@ class LambdaContext:
     memory_limit_in_mb: int = 512
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
     aws_request_id: str = "request-1"
+
+
+if TYPE_CHECKING:
+    from sft_pipeline.api.auth import KeyLookup
+    from sft_pipeline.api.service import ApiRegistry
+    from sft_pipeline.api_keys import ApiKeyStore
+    from sft_pipeline.pipeline.ingest import DatasetRegistry
+    from sft_pipeline.pipeline.steps import WorkflowRegistry
+
+    # Each consumer's registry, played by the fake and by the DynamoDB adapter alike.
+    for _registry in (InMemoryRegistry(), Registry(None)):
+        _ingest: DatasetRegistry = _registry
+        _workflow: WorkflowRegistry = _registry
+        _api: ApiRegistry = _registry
+        _authorizer: KeyLookup = _registry
+        _keys: ApiKeyStore = _registry

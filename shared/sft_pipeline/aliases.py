@@ -23,6 +23,24 @@ TOTAL_WEIGHT = 100
 MAX_VARIANTS = 5
 
 
+# The not-found names are the ones the API and the CLI were written against.
+class AliasNotFound(LookupError):  # noqa: N818
+    def __init__(self, alias: str) -> None:
+        super().__init__(f"no alias named {alias!r}")
+        self.alias = alias
+
+
+class AliasVersionNotFound(LookupError):  # noqa: N818
+    def __init__(self, alias: str, version: int) -> None:
+        super().__init__(f"alias {alias!r} has no version {version}")
+        self.alias = alias
+        self.version = version
+
+
+class AliasVersionConflictError(RuntimeError):
+    """Other writers kept creating versions of the alias; nothing was written. Try again."""
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
 

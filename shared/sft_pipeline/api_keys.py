@@ -15,7 +15,7 @@ import hashlib
 import re
 import secrets
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -33,6 +33,19 @@ _BEARER = re.compile(r"\s*bearer\s+(\S+)\s*", re.IGNORECASE)
 KeyScope = Literal["inference", "admin"]
 # Least privilege: new keys, and keys stored before scopes existed, may only call models.
 DEFAULT_SCOPE: KeyScope = "inference"
+
+
+class ApiKeyNotFound(KeyError):  # noqa: N818
+    def __init__(self, key_id: str) -> None:
+        super().__init__(key_id)
+        self.key_id = key_id
+
+    def __str__(self) -> str:
+        return f"no API key with id {self.key_id!r}"
+
+
+class DuplicateApiKeyError(ValueError):
+    """A key with this hash is already stored; a key is never overwritten."""
 
 
 def generate_key() -> str:
@@ -95,3 +108,19 @@ def new_key(name: str, now: datetime, scope: KeyScope = DEFAULT_SCOPE) -> tuple[
         key_id=key_id_of(hash_), name=name, key_hash=hash_, created_at=now, scope=scope
     )
     return secret, record
+
+
+class ApiKeyStore(Protocol):
+    """What managing keys needs of the registry (``sft keys``)."""
+
+    def put_api_key(self, record: ApiKeyRecord) -> None:
+        """Store a new key; :class:`DuplicateApiKeyError` if its hash is already stored."""
+        ...
+
+    def list_api_keys(self) -> list[ApiKeyRecord]:
+        """Every key, revoked ones included, newest first."""
+        ...
+
+    def revoke_api_key(self, key_id: str, now: datetime) -> ApiKeyRecord:
+        """Mark the key revoked, keeping the first time; :class:`ApiKeyNotFound` if unknown."""
+        ...

@@ -15,8 +15,8 @@ from sft_local.openai_emulator import JobTimeline
 from sft_local.stack import LOCAL_OPENAI_KEY, LocalStack
 from sft_pipeline.adapters.registry import Registry
 from sft_pipeline.jobs import OUTAGE_NOTICE_AFTER_POLLS, UploadRef
-from sft_pipeline.pipeline.steps import NO_JOB_STATUS
 from sft_pipeline.providers import openai_provider
+from sft_pipeline.records import NO_JOB_STATUS
 from tests.e2e.api_client import Api, new_key
 from tests.e2e.conftest import SUPPORT_SET
 

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from sft_local.template import load_template, resources_of_type
 from sft_pipeline import runtime
-from sft_pipeline.adapters.registry import DatasetRecord, JobRecord, ModelRecord, Registry
+from sft_pipeline.adapters.registry import Registry
 from sft_pipeline.aliases import single
 from sft_pipeline.api import routes
 from sft_pipeline.api.auth import INFERENCE_ROUTES
@@ -32,7 +32,7 @@ from sft_pipeline.api.models import AliasView, ErrorBody, JobList, JobView, Mode
 from sft_pipeline.api.service import LookupCache
 from sft_pipeline.api_keys import KeyScope, bearer_token, looks_like_key, new_key
 from sft_pipeline.jobs import JobState, UploadRef
-from sft_pipeline.providers.base import ProviderJob
+from sft_pipeline.records import DatasetRecord, JobRecord, ModelRecord, ProviderJob
 from sft_pipeline.settings import PipelineSettings
 from tests.fakes import FakeProvider, LambdaContext, make_registry
 from tests.unit.test_handlers import handler

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Iterator
 
 import pytest
-from moto import mock_aws
 
-from sft_pipeline.adapters.registry import JobRecord, ModelRecord, Registry
 from sft_pipeline.aliases import Variant
 from sft_pipeline.api.models import AliasUpdate, ChatCompletionRequest, ChatMessage
 from sft_pipeline.api.service import ApiError, ApiService, LookupCache
 from sft_pipeline.jobs import JobState, UploadRef
 from sft_pipeline.providers.base import (
-    ProviderJob,
     ProviderPermanentError,
     ProviderRateLimitError,
     ProviderTransientError,
 )
-from tests.fakes import FakeProvider, make_registry
+from sft_pipeline.records import JobRecord, ModelRecord, ProviderJob
+from tests.fakes import FakeProvider, InMemoryRegistry
 
 NOW = dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC)
 FINE_TUNE = "ft:gpt-4o-mini-2024-07-18:acme:support:abc123"
@@ -34,24 +31,23 @@ def ask(model: str, **fields: object) -> ChatCompletionRequest:
 
 
 @pytest.fixture
-def registry() -> Iterator[Registry]:
-    with mock_aws():
-        registry = make_registry()
-        registry.register_model(
-            ModelRecord(
-                model_id=FINE_TUNE,
-                provider="openai",
-                job_id="ftjob-1",
-                base_model=BASE,
-                dataset_id="d1",
-                upload=UploadRef(bucket="b", key="training/x.jsonl", version_id="v1"),
-                hyperparameters={"n_epochs": 3},
-                started_at=NOW,
-                finished_at=NOW,
-                created_at=NOW,
-            )
+def registry() -> InMemoryRegistry:
+    registry = InMemoryRegistry()
+    registry.register_model(
+        ModelRecord(
+            model_id=FINE_TUNE,
+            provider="openai",
+            job_id="ftjob-1",
+            base_model=BASE,
+            dataset_id="d1",
+            upload=UploadRef(bucket="b", key="training/x.jsonl", version_id="v1"),
+            hyperparameters={"n_epochs": 3},
+            started_at=NOW,
+            finished_at=NOW,
+            created_at=NOW,
         )
-        yield registry
+    )
+    return registry
 
 
 @pytest.fixture
@@ -60,7 +56,7 @@ def provider() -> FakeProvider:
 
 
 @pytest.fixture
-def api(registry: Registry, provider: FakeProvider) -> ApiService:
+def api(registry: InMemoryRegistry, provider: FakeProvider) -> ApiService:
     return ApiService(
         registry=registry,
         chat_models=lambda _name: provider,
@@ -261,7 +257,7 @@ def test_a_promotion_is_seen_at_once_by_the_container_that_made_it(api: ApiServi
 
 
 def test_cancel_answers_with_the_same_view_as_get_job(
-    api: ApiService, registry: Registry, provider: FakeProvider
+    api: ApiService, registry: InMemoryRegistry, provider: FakeProvider
 ) -> None:
     trained = registry.get_model(FINE_TUNE)
     assert trained is not None

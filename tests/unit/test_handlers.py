@@ -14,10 +14,9 @@ import pytest
 from moto import mock_aws
 
 from sft_pipeline import runtime
-from sft_pipeline.adapters.registry import Registry
 from sft_pipeline.jobs import JobState, UploadRef
 from sft_pipeline.pipeline.ingest import report_key
-from sft_pipeline.providers.base import ProviderJob
+from sft_pipeline.records import ProviderJob
 from sft_pipeline.settings import PipelineSettings
 from tests.conftest import as_lines, good_examples
 from tests.fakes import (
@@ -25,8 +24,8 @@ from tests.fakes import (
     FakeNotifier,
     FakeProvider,
     FakeWorkflow,
+    InMemoryRegistry,
     LambdaContext,
-    make_registry,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,8 +48,8 @@ def event(name: str) -> dict[str, Any]:
 
 
 class Ports:
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
+    def __init__(self) -> None:
+        self.registry = InMemoryRegistry()
         self.files = FakeFiles()
         self.workflow = FakeWorkflow()
         self.notifier = FakeNotifier()
@@ -63,7 +62,7 @@ def ports(monkeypatch: pytest.MonkeyPatch) -> Iterator[Ports]:
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "SftPipeline")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "sft-pipeline")
     with mock_aws():
-        fakes = Ports(make_registry())
+        fakes = Ports()
         monkeypatch.setattr(runtime, "settings", lambda: PipelineSettings(default_cost_cap_usd=20))
         monkeypatch.setattr(runtime, "storage", lambda: fakes.files)
         monkeypatch.setattr(runtime, "registry", lambda: fakes.registry)

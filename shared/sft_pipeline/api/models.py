@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sft_pipeline.aliases import Variant
+from sft_pipeline.records import DatasetRecord, JobRecord, JobSummary, ModelRecord
 
 MAX_MESSAGES = 256
 MAX_STOP_SEQUENCES = 4
@@ -96,20 +97,12 @@ class AliasView(BaseModel):
     note: str | None = None
 
 
-class JobView(BaseModel):
+class JobView(JobSummary):
     """GET /jobs/{id}: the run from upload to model, in one place."""
 
-    # None when the run failed before the provider created a job (error_code says why).
+    # Always in the answer: null when the run failed before the provider created a job
+    # (error_code says why).
     job_id: str | None
-    dataset_id: str
-    provider: str
-    status: str
-    outcome: str | None = None
-    base_model: str | None = None
-    model_id: str | None = None
-    trained_tokens: int | None = None
-    error_code: str | None = None
-    error_message: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
     upload: dict[str, Any] | None = None
@@ -120,6 +113,29 @@ class JobView(BaseModel):
     valid_loss: float | None = None
     hyperparameters: dict[str, Any] | None = None
     events: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def from_record(
+        cls,
+        job: JobRecord,
+        dataset: DatasetRecord | None = None,
+        model: ModelRecord | None = None,
+        events: list[str] | None = None,
+    ) -> JobView:
+        """The job's record, with what its dataset and model add when they are known."""
+        return cls(
+            **job.model_dump(include=set(JobSummary.model_fields)),
+            started_at=job.started_at.isoformat() if job.started_at else None,
+            finished_at=job.finished_at.isoformat() if job.finished_at else None,
+            upload=dataset.upload.model_dump() if dataset else None,
+            report_uri=dataset.report_uri if dataset else None,
+            estimated_cost_usd=dataset.estimated_cost_usd if dataset else None,
+            actual_cost_usd=model.actual_cost_usd if model else None,
+            train_loss=model.train_loss if model else None,
+            valid_loss=model.valid_loss if model else None,
+            hyperparameters=model.hyperparameters if model else None,
+            events=events or [],
+        )
 
 
 class JobList(BaseModel):

@@ -9,20 +9,21 @@ import math
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 
-from sft_pipeline.adapters.registry import (
+from sft_pipeline.aliases import (
+    ALIAS_NAME,
     AliasNotFound,
+    AliasVersion,
     AliasVersionConflictError,
     AliasVersionNotFound,
-    DatasetRecord,
-    JobRecord,
-    ModelRecord,
-    Registry,
+    Variant,
+    parse_reference,
+    pick_variant,
+    single,
 )
-from sft_pipeline.aliases import ALIAS_NAME, AliasVersion, parse_reference, pick_variant, single
 from sft_pipeline.api.models import (
     AliasUpdate,
     AliasView,
@@ -39,6 +40,7 @@ from sft_pipeline.providers.base import (
     ProviderRateLimitError,
     TrainingPort,
 )
+from sft_pipeline.records import DatasetRecord, JobRecord, ModelRecord
 from sft_pipeline.validation.targets import provider_of, resolve_model
 
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
@@ -158,9 +160,41 @@ class Target:
     call_model: str
 
 
+class ApiRegistry(Protocol):
+    """What the API reads and writes: models, aliases, and jobs with their datasets."""
+
+    def get_model(self, model_id: str) -> ModelRecord | None: ...
+
+    def set_model_serving(self, model_id: str, status: str) -> None: ...
+
+    def list_models(self) -> list[ModelRecord]: ...
+
+    def get_alias_version(self, alias: str, version: int | None) -> AliasVersion:
+        """That version, or the current one for None; AliasNotFound, AliasVersionNotFound."""
+        ...
+
+    def list_aliases(self) -> list[tuple[str, int, AliasVersion]]: ...
+
+    def create_alias_version(
+        self, alias: str, variants: list[Variant], note: str | None, now: dt.datetime
+    ) -> AliasVersion:
+        """The next version, made current; AliasVersionConflictError if others kept winning."""
+        ...
+
+    def set_alias_current(self, alias: str, version: int, now: dt.datetime) -> AliasVersion: ...
+
+    def get_job(self, dataset_id: str) -> JobRecord | None: ...
+
+    def get_job_by_id(self, job_id: str) -> JobRecord | None: ...
+
+    def list_jobs(self) -> list[JobRecord]: ...
+
+    def get_dataset(self, dataset_id: str) -> DatasetRecord | None: ...
+
+
 @dataclass
 class ApiService:
-    registry: Registry
+    registry: ApiRegistry
     # Inference answers through the chat port; the job routes read and cancel jobs.
     chat_models: Callable[[str], ChatPort]
     trainers: Callable[[str], TrainingPort]
@@ -342,7 +376,7 @@ class ApiService:
         )
 
     def list_jobs(self) -> JobList:
-        return JobList(data=[self._job_view(job, None, None) for job in self.registry.list_jobs()])
+        return JobList(data=[JobView.from_record(job) for job in self.registry.list_jobs()])
 
     def get_job(self, job_id: str) -> JobView:
         return self._detailed_view(self._find_job(job_id))
@@ -357,8 +391,7 @@ class ApiService:
             events = []  # the registry view still answers while the provider is unreachable
         dataset = self.registry.get_dataset(job.dataset_id)
         model = self.registry.get_model(job.model_id) if job.model_id else None
-        view = self._job_view(job, dataset, model)
-        return view.model_copy(update={"events": events})
+        return JobView.from_record(job, dataset, model, events)
 
     def cancel_job(self, job_id: str) -> JobView:
         job = self._find_job(job_id)
@@ -380,31 +413,6 @@ class ApiService:
         if job is None:
             raise ApiError(404, f"No job '{job_id}'.", code="job_not_found")
         return job
-
-    def _job_view(
-        self, job: JobRecord, dataset: DatasetRecord | None, model: ModelRecord | None
-    ) -> JobView:
-        return JobView(
-            job_id=job.job_id,
-            dataset_id=job.dataset_id,
-            provider=job.provider,
-            status=job.status,
-            outcome=job.outcome,
-            base_model=job.base_model,
-            model_id=job.model_id,
-            trained_tokens=job.trained_tokens,
-            error_code=job.error_code,
-            error_message=job.error_message,
-            started_at=job.started_at.isoformat() if job.started_at else None,
-            finished_at=job.finished_at.isoformat() if job.finished_at else None,
-            upload=dataset.upload.model_dump() if dataset else None,
-            report_uri=dataset.report_uri if dataset else None,
-            estimated_cost_usd=dataset.estimated_cost_usd if dataset else None,
-            actual_cost_usd=model.actual_cost_usd if model else None,
-            train_loss=model.train_loss if model else None,
-            valid_loss=model.valid_loss if model else None,
-            hyperparameters=model.hyperparameters if model else None,
-        )
 
 
 def _shutdown_date(base_model: str) -> dt.date | None:

@@ -23,13 +23,15 @@ from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO, get_args
 
-from sft_pipeline.adapters.registry import ApiKeyNotFound, Registry
+from sft_pipeline.adapters.registry import Registry
 from sft_pipeline.adapters.stack_outputs import StackNotFoundError, stack_outputs
 from sft_pipeline.adapters.usage_keys import UsageKeys
 from sft_pipeline.api_keys import (
     DEFAULT_SCOPE,
     KEY_NAME,
+    ApiKeyNotFound,
     ApiKeyRecord,
+    ApiKeyStore,
     KeyScope,
     looks_like_key,
     new_key,
@@ -282,7 +284,7 @@ def _resolve_target(session: Session, args: argparse.Namespace) -> _Target:
     return _Target(table=outputs["RegistryTableName"], usage_plan_id=outputs.get("UsagePlanId"))
 
 
-def _registry(session: Session, target: _Target) -> Registry:
+def _registry(session: Session, target: _Target) -> ApiKeyStore:
     return Registry(session.resource("dynamodb").Table(target.table))
 
 

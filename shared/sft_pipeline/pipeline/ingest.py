@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from sft_pipeline.adapters.registry import DatasetRecord, Registry
 from sft_pipeline.adapters.s3_objects import TrainingObjects
 from sft_pipeline.jobs import (
     MAX_S3_KEY_BYTES,
@@ -27,6 +26,7 @@ from sft_pipeline.jobs import (
 )
 from sft_pipeline.notifications import DatasetRef, Notification, Outcome
 from sft_pipeline.pipeline.split import count_split, split_holdout, split_problems
+from sft_pipeline.records import DatasetRecord
 from sft_pipeline.settings import PipelineSettings
 from sft_pipeline.validation import (
     DataSource,
@@ -49,10 +49,25 @@ class NotificationSender(Protocol):
     def publish(self, notification: Notification) -> str: ...
 
 
+class DatasetRegistry(Protocol):
+    """What the validation step records: the dataset, its status, and the one right to send
+    a rejection notice."""
+
+    def put_dataset(self, record: DatasetRecord) -> None: ...
+
+    def mark_dataset(self, dataset_id: str, status: str) -> None: ...
+
+    def claim_notice(self, dataset_id: str, kind: str, now: datetime) -> bool:
+        """Take the right to send this notice; False if an earlier delivery took it."""
+        ...
+
+    def release_notice(self, dataset_id: str, kind: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class IngestPorts:
     storage: TrainingObjects
-    registry: Registry
+    registry: DatasetRegistry
     workflow: WorkflowStarter
     notifier: NotificationSender
 

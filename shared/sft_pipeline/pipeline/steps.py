@@ -16,17 +16,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from sft_pipeline.adapters.registry import JobRecord, ModelRecord, Registry
 from sft_pipeline.jobs import JobProgress, JobState, UploadRef, WorkflowRequest, WorkflowState
 from sft_pipeline.notifications import DatasetRef, Notification, Outcome
 from sft_pipeline.providers.base import (
     JobRequest,
     ProviderError,
-    ProviderJob,
     ProviderRateLimitError,
     ProviderTransientError,
     TrainingPort,
 )
+from sft_pipeline.records import DatasetRecord, JobRecord, ModelRecord, ProviderJob
 from sft_pipeline.validation import DataSource
 from sft_pipeline.validation.estimate import training_cost
 
@@ -37,8 +36,6 @@ EVENT_CHARS = 200
 # (seconds between looks) before a retry could create a second, paid job.
 ADOPTION_WAITS = (1.0, 2.0, 4.0, 8.0, 16.0)
 POLL_ERROR_CHARS = 500
-# The status of a run that failed before the provider created a job.
-NO_JOB_STATUS = "not_created"
 
 
 class FileSource(Protocol):
@@ -51,6 +48,21 @@ class NotificationSender(Protocol):
 
 class LineageKeeper(Protocol):
     def keep_for_lineage(self, upload: UploadRef) -> None: ...
+
+
+class WorkflowRegistry(Protocol):
+    """What the workflow's steps record: the job as it goes, the model it made, and the
+    dataset's status when no job was ever created."""
+
+    def put_job(self, record: JobRecord) -> None: ...
+
+    def mark_dataset(self, dataset_id: str, status: str) -> None: ...
+
+    def get_dataset(self, dataset_id: str) -> DatasetRecord | None: ...
+
+    def register_model(self, record: ModelRecord) -> bool:
+        """Write the model once; False if it was already registered (a retried step)."""
+        ...
 
 
 def _timestamp(now: datetime) -> int:
@@ -87,34 +99,11 @@ def _progress(
     )
 
 
-def _job_record(
-    request: WorkflowRequest,
-    job: ProviderJob,
-    provider: str,
-    started_at: int,
-    outcome: str | None = None,
-) -> JobRecord:
-    return JobRecord(
-        dataset_id=request.dataset_id,
-        provider=provider,
-        job_id=job.job_id,
-        status=job.status,
-        outcome=outcome,
-        base_model=job.base_model,
-        model_id=job.fine_tuned_model,
-        trained_tokens=job.trained_tokens,
-        error_code=job.error_code,
-        error_message=job.error_message,
-        started_at=datetime.fromtimestamp(started_at, UTC),
-        finished_at=datetime.fromtimestamp(job.finished_at, UTC) if job.finished_at else None,
-    )
-
-
 def launch(
     state: WorkflowState,
     provider: TrainingPort,
     files: FileSource,
-    registry: Registry,
+    registry: WorkflowRegistry,
     now: datetime,
     *,
     sleep: Callable[[float], None] = time.sleep,
@@ -143,7 +132,7 @@ def launch(
             sleep,
         )
     started_at = _timestamp(now)
-    registry.put_job(_job_record(request, job, provider.name, started_at))
+    registry.put_job(JobRecord.from_provider(request.dataset_id, provider.name, job, started_at))
     return _progress(
         job, provider.name, started_at=started_at, next_wait=request.poll.next_wait(None)
     )
@@ -192,7 +181,7 @@ def _upload(
 def poll(
     state: WorkflowState,
     provider: TrainingPort,
-    registry: Registry,
+    registry: WorkflowRegistry,
     notifier: NotificationSender,
     now: datetime,
 ) -> JobProgress:
@@ -214,7 +203,9 @@ def poll(
         events = previous.latest_events  # the status is what counts; events can wait
     timed_out = job.state is JobState.RUNNING and elapsed >= request.poll.max_duration_seconds
     if job.status != previous.status:
-        registry.put_job(_job_record(request, job, provider.name, previous.started_at))
+        registry.put_job(
+            JobRecord.from_provider(request.dataset_id, provider.name, job, previous.started_at)
+        )
     return _progress(
         job,
         provider.name,
@@ -323,7 +314,7 @@ class FinishResult:
 def finish(
     state: WorkflowState,
     provider: TrainingPort,
-    registry: Registry,
+    registry: WorkflowRegistry,
     notifier: NotificationSender,
     now: datetime,
     *,
@@ -360,9 +351,20 @@ def finish(
     )
     newly_registered = False
     registry.put_job(
-        _job_record(request, job, provider.name, progress.started_at, outcome.value)
+        JobRecord.from_provider(
+            request.dataset_id, provider.name, job, progress.started_at, outcome.value
+        )
         if job is not None and progress is not None
-        else _outcome_record(request, provider.name, progress, notification, now)
+        else JobRecord.last_seen(
+            request.dataset_id,
+            provider.name,
+            progress,
+            outcome=outcome.value,
+            base_model=notification.base_model,
+            error_code=notification.error_code,
+            error_message=notification.error_message,
+            finished_at=now,
+        )
     )
     if progress is None:
         # No job was ever created: the upload is not left looking launched.
@@ -408,31 +410,6 @@ def finish(
         )
     message_id = notifier.publish(notification)
     return FinishResult(outcome.value, notification.model_id, message_id, newly_registered)
-
-
-def _outcome_record(
-    request: WorkflowRequest,
-    provider: str,
-    progress: JobProgress | None,
-    notification: Notification,
-    now: datetime,
-) -> JobRecord:
-    """How the run ended when the provider cannot say: the last poll's view of the job,
-    or, when no job was ever created, the run alone with why it failed."""
-    return JobRecord(
-        dataset_id=request.dataset_id,
-        provider=provider,
-        job_id=progress.job_id if progress else None,
-        status=progress.status if progress else NO_JOB_STATUS,
-        outcome=notification.outcome.value,
-        base_model=notification.base_model,
-        model_id=progress.fine_tuned_model if progress else None,
-        trained_tokens=progress.trained_tokens if progress else None,
-        error_code=notification.error_code,
-        error_message=notification.error_message,
-        started_at=datetime.fromtimestamp(progress.started_at, UTC) if progress else None,
-        finished_at=now,
-    )
 
 
 def _latest_job(

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import Any, BinaryIO, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
-from sft_pipeline.jobs import Hyperparameters, JobState, ProviderName
+from sft_pipeline.jobs import Hyperparameters, ProviderName
+from sft_pipeline.records import ProviderJob
 
 
 class ProviderError(Exception):
@@ -40,24 +41,6 @@ class ProviderRateLimitError(ProviderError):
 
 class ProviderPermanentError(ProviderError):
     """Bad request, bad key, refused organisation, daily cap: retrying cannot help."""
-
-
-class ProviderJob(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    job_id: str
-    status: str
-    state: JobState
-    base_model: str
-    fine_tuned_model: str | None = None
-    trained_tokens: int | None = None
-    created_at: int
-    finished_at: int | None = None
-    estimated_finish: int | None = None
-    hyperparameters: dict[str, int | float | str] = Field(default_factory=dict)
-    result_files: list[str] = Field(default_factory=list)
-    error_code: str | None = None
-    error_message: str | None = None
 
 
 ServingStatus = Literal["ready", "deploying", "needs_provisioned_throughput", "disabled"]

@@ -29,7 +29,6 @@ from sft_pipeline.providers import Purpose
 from sft_pipeline.providers.base import (
     JobRequest,
     ProviderError,
-    ProviderJob,
     ProviderPermanentError,
     ProviderRateLimitError,
     ProviderTransientError,
@@ -43,6 +42,7 @@ from sft_pipeline.providers.converse_format import (
     to_converse,
 )
 from sft_pipeline.providers.nova_format import convert_jsonl
+from sft_pipeline.records import ProviderJob
 from sft_pipeline.redaction import redact_secrets
 from sft_pipeline.validation.targets.bedrock import (
     CONVERSE_FORMAT,

@@ -25,7 +25,6 @@ from sft_pipeline.providers import Purpose
 from sft_pipeline.providers.base import (
     JobRequest,
     ProviderError,
-    ProviderJob,
     ProviderPermanentError,
     ProviderRateLimitError,
     ProviderTransientError,
@@ -33,6 +32,7 @@ from sft_pipeline.providers.base import (
     ServingStatus,
     TrainingMetrics,
 )
+from sft_pipeline.records import ProviderJob
 from sft_pipeline.redaction import redact_secrets
 
 UPLOAD_TAG_KEY = "sft_upload"
