@@ -30,13 +30,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sft_local.template import Resolver, load_template, parameter_values, resources_of_type
+from sft_local.template import load_template, offline_environments
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = REPO_ROOT / "functions"
 REGION = "us-east-1"
-ACCOUNT = "123456789012"
-STACK_NAME = "sft-bench"
 # Handlers that never talk to the provider: importing openai there is a regression.
 MUST_NOT_IMPORT_OPENAI = frozenset({"validate_upload", "slack_notifier", "api_authorizer"})
 # "import time: <self us> | <cumulative us> | <indent><module>"
@@ -62,39 +60,6 @@ class Figures:
     openai: bool = False
     boto3: bool = False
     heaviest: list[tuple[str, float]] = field(default_factory=list)
-
-
-def function_environments() -> dict[str, dict[str, str]]:
-    """Each function folder's environment as template.yaml sets it, with fake resource values."""
-    template = load_template(REPO_ROOT / "template.yaml")
-    resolver = Resolver(
-        parameters=parameter_values(template, {}),
-        pseudo={
-            "AWS::AccountId": ACCOUNT,
-            "AWS::Region": REGION,
-            "AWS::StackName": STACK_NAME,
-            "AWS::Partition": "aws",
-            "AWS::URLSuffix": "amazonaws.com",
-        },
-        conditions=template.get("Conditions", {}),
-    )
-    for logical in template["Resources"]:
-        fake_arn = f"arn:aws:fake:{REGION}:{ACCOUNT}:{STACK_NAME}-{logical}"
-        resolver.refs[logical] = fake_arn
-        for attribute in ("Arn", "Name", "TopicName", "QueueName"):
-            resolver.attributes[(logical, attribute)] = fake_arn
-    globals_env = (
-        template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
-    )
-    environments = {}
-    for resource in resources_of_type(template, "AWS::Serverless::Function").values():
-        properties = resource["Properties"]
-        own_env = properties.get("Environment", {}).get("Variables", {})
-        folder = Path(properties["CodeUri"]).name
-        environments[folder] = {
-            name: str(value) for name, value in resolver.resolve({**globals_env, **own_env}).items()
-        }
-    return environments
 
 
 def child_env(function_env: dict[str, str]) -> dict[str, str]:
@@ -182,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
 
-    environments = function_environments()
+    environments = offline_environments(load_template(REPO_ROOT / "template.yaml"), REGION)
     folders = sorted(p.parent for p in FUNCTIONS.glob("*/app.py"))
     if args.only:
         unknown = set(args.only) - {f.name for f in folders}

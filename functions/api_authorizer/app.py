@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
     APIGatewayAuthorizerRequestEvent,
@@ -16,8 +15,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sft_pipeline import runtime
 from sft_pipeline.api.auth import authenticate
+from sft_pipeline.observability import logger
+from sft_pipeline.settings import ApiAuthorizerSettings, load_settings
 
-logger = Logger()
+# At cold start: a variable the template does not set fails here, by its name.
+load_settings(ApiAuthorizerSettings)
 
 
 @logger.inject_lambda_context

@@ -5,22 +5,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sft_pipeline import runtime
 from sft_pipeline.jobs import WorkflowState
+from sft_pipeline.observability import Metric, count, logger
 from sft_pipeline.pipeline.steps import finish
+from sft_pipeline.settings import FinishJobSettings, load_settings
 
-logger = Logger()
-metrics = Metrics()
+# At cold start: a variable the template does not set fails here, by its name.
+load_settings(FinishJobSettings)
 
 
 @logger.inject_lambda_context
-@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     state = WorkflowState.model_validate(event)
+    logger.set_correlation_id(state.request.dataset_id)
     logger.append_keys(dataset_id=state.request.dataset_id)
     result = finish(
         state,
@@ -28,11 +28,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         runtime.registry(),
         runtime.notifier(),
         datetime.now(UTC),
-        api_base_url=runtime.settings().api_base_url,
+        api_base_url=load_settings(FinishJobSettings).api_base_url,
         lineage=runtime.storage(),
     )
-    metrics.add_metric(
-        name=f"Jobs{result.outcome.title().replace('_', '')}", unit=MetricUnit.Count, value=1
-    )
+    count(Metric.JOBS, result.outcome)
     logger.info("Outcome recorded", extra=result.as_payload())
     return result.as_payload()

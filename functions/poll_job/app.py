@@ -9,19 +9,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sft_pipeline import runtime
 from sft_pipeline.jobs import WorkflowState
+from sft_pipeline.observability import logger
 from sft_pipeline.pipeline.steps import poll
+from sft_pipeline.settings import PollJobSettings, load_settings
 
-logger = Logger()
+# At cold start: a variable the template does not set fails here, by its name.
+load_settings(PollJobSettings)
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     state = WorkflowState.model_validate(event)
+    logger.set_correlation_id(state.request.dataset_id)
     logger.append_keys(dataset_id=state.request.dataset_id)
     progress = poll(
         state,

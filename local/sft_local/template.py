@@ -144,3 +144,46 @@ def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str,
         for name, resource in template["Resources"].items()
         if resource["Type"] == resource_type
     }
+
+
+def function_environment(template: dict[str, Any], logical: str) -> dict[str, Any]:
+    """A function's environment variables as the template writes them, Globals included."""
+    globals_env = (
+        template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    )
+    own = template["Resources"][logical]["Properties"].get("Environment", {}).get("Variables", {})
+    return {**globals_env, **own}
+
+
+def offline_environments(
+    template: dict[str, Any],
+    region: str = "us-east-1",
+    account: str = "123456789012",
+    stack_name: str = "sft-offline",
+) -> dict[str, dict[str, str]]:
+    """Each function folder's environment as the template sets it, with the parameters'
+    defaults and a fake name or ARN for every resource: what a handler finds at import,
+    without a stack."""
+    resolver = Resolver(
+        parameters=parameter_values(template, {}),
+        pseudo={
+            "AWS::AccountId": account,
+            "AWS::Region": region,
+            "AWS::StackName": stack_name,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+        },
+        conditions=template.get("Conditions", {}),
+    )
+    for logical in template["Resources"]:
+        fake_arn = f"arn:aws:fake:{region}:{account}:{stack_name}-{logical}"
+        resolver.refs[logical] = fake_arn
+        for attribute in ("Arn", "Name", "TopicName", "QueueName"):
+            resolver.attributes[(logical, attribute)] = fake_arn
+    return {
+        Path(resource["Properties"]["CodeUri"]).name: {
+            name: str(value)
+            for name, value in resolver.resolve(function_environment(template, logical)).items()
+        }
+        for logical, resource in resources_of_type(template, "AWS::Serverless::Function").items()
+    }

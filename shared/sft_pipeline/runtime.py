@@ -2,6 +2,8 @@
 
 Handlers ask for what they need; nothing here runs at import time, so a function
 pays only for the clients it uses (the validation function never imports openai).
+Each builder reads only its own part of the settings; the registry and the providers
+come wrapped for tracing.
 """
 
 from __future__ import annotations
@@ -15,15 +17,19 @@ from sft_pipeline.adapters.notifier import Notifier
 from sft_pipeline.adapters.registry import Registry
 from sft_pipeline.adapters.s3_objects import TrainingObjects
 from sft_pipeline.adapters.workflow import Workflow
+from sft_pipeline.observability import traced
 from sft_pipeline.providers import build_provider
-from sft_pipeline.settings import PipelineSettings, load_settings
+from sft_pipeline.settings import (
+    NotifierSettings,
+    ProviderSettings,
+    RegistrySettings,
+    WorkflowSettings,
+    forget_settings,
+    load_settings,
+)
 
 if TYPE_CHECKING:
     from sft_pipeline.providers.base import Provider, TrainingPort
-
-
-def settings() -> PipelineSettings:
-    return load_settings()
 
 
 @cache
@@ -33,35 +39,38 @@ def storage() -> TrainingObjects:
 
 @cache
 def registry() -> Registry:
-    return Registry(boto3.resource("dynamodb").Table(settings().registry_table))
+    table = load_settings(RegistrySettings).registry_table
+    return traced(Registry(boto3.resource("dynamodb").Table(table)))
 
 
 @cache
 def workflow() -> Workflow:
-    return Workflow(boto3.client("stepfunctions"), settings().state_machine_arn)
+    return Workflow(
+        boto3.client("stepfunctions"), load_settings(WorkflowSettings).state_machine_arn
+    )
 
 
 @cache
 def notifier() -> Notifier:
-    return Notifier(boto3.client("sns"), settings().notification_topic_arn)
+    return Notifier(boto3.client("sns"), load_settings(NotifierSettings).notification_topic_arn)
 
 
 def provider(name: str) -> TrainingPort:
     """The named provider's training port, for the workflow's steps."""
-    return build_provider(name, settings(), "workflow")
+    return traced(build_provider(name, load_settings(ProviderSettings), "workflow"))
 
 
 def inference_provider(name: str) -> Provider:
     """The named provider for the API (its chat port answers, its training port serves the job
     routes): answers or fails fast, inside API Gateway's 29 s."""
-    return build_provider(name, settings(), "inference")
+    return traced(build_provider(name, load_settings(ProviderSettings), "inference"))
 
 
 def reset() -> None:
     """Forget every built adapter and cached secret, as a new Lambda container would."""
     from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
 
-    load_settings.cache_clear()
+    forget_settings()
     for builder in (storage, registry, workflow, notifier):
         builder.cache_clear()
     parameters.clear_caches()  # type: ignore[no-untyped-call]

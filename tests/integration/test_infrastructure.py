@@ -8,6 +8,8 @@ samconfig.toml, checked offline against the code they have to agree with.
 - template.yaml keeps its security and reliability invariants: encrypted, versioned,
   TLS-only storage; least-privilege policies; secrets only by ARN; log retention;
   a filtered, bounded, dead-lettered upload trigger.
+- Each function's environment and the settings its handler loads at import agree both
+  ways: every variable the settings require is set, every variable set is read.
 
 ``sam validate --lint`` runs in ``make test`` (make sam-validate), before these tests.
 A missing tool fails these tests; nothing here is skipped.
@@ -28,9 +30,16 @@ from typing import Any
 
 import pytest
 
-from sft_local.template import Resolver, load_template, parameter_values, resources_of_type
+from sft_local.template import (
+    Resolver,
+    function_environment,
+    load_template,
+    parameter_values,
+    resources_of_type,
+)
+from sft_pipeline import settings as settings_module
 from sft_pipeline.adapters.s3_objects import LINEAGE_TAG, UNREGISTERED
-from sft_pipeline.adapters.slack import DISABLED_VALUES, SlackSettings
+from sft_pipeline.adapters.slack import DISABLED_VALUES
 from sft_pipeline.jobs import JobProgress, JobState, WorkflowRequest, WorkflowState
 from sft_pipeline.notifications import Outcome
 from sft_pipeline.providers.base import (
@@ -38,7 +47,7 @@ from sft_pipeline.providers.base import (
     ProviderRateLimitError,
     ProviderTransientError,
 )
-from sft_pipeline.settings import PipelineSettings
+from sft_pipeline.settings import Settings, StorageLayout
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template(ROOT / "template.yaml")
@@ -204,11 +213,35 @@ def resolver(**overrides: str) -> Resolver:
 
 def environment(logical: str) -> dict[str, Any]:
     """A function's environment variables, Globals included."""
-    globals_env = (
-        TEMPLATE.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
-    )
-    own = properties(logical).get("Environment", {}).get("Variables", {})
-    return {**globals_env, **own}
+    return function_environment(TEMPLATE, logical)
+
+
+# Read by Powertools itself; the service name and the namespace are set in observability.py.
+POWERTOOLS_VARIABLES = frozenset({"POWERTOOLS_LOG_LEVEL"})
+
+
+def settings_of(logical: str) -> type[Settings]:
+    """The settings class a function's handler loads at import, i.e. at its cold start."""
+    app = ROOT / properties(logical)["CodeUri"] / "app.py"
+    loaded = [
+        node.value.args[0].id
+        for node in ast.parse(app.read_text()).body
+        if isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Call)
+        and isinstance(node.value.func, ast.Name)
+        and node.value.func.id == "load_settings"
+        and isinstance(node.value.args[0], ast.Name)
+    ]
+    assert len(loaded) == 1, f"{app} must load its settings once at import"
+    kind = getattr(settings_module, loaded[0])
+    assert isinstance(kind, type) and issubclass(kind, Settings)
+    return kind
+
+
+def variables_read(kind: type[Settings]) -> dict[str, bool]:
+    """Each environment variable the settings read, and whether it is required."""
+    prefix = str(kind.model_config.get("env_prefix", ""))
+    return {f"{prefix}{name}".upper(): f.is_required() for name, f in kind.model_fields.items()}
 
 
 def policy_entries() -> Iterator[tuple[str, Any]]:
@@ -712,17 +745,19 @@ class TestFunction:
         }
         assert readable == named, f"{function} may read {readable}, its environment names {named}"
 
-    def test_every_environment_variable_is_read_by_the_settings(self, function: str) -> None:
-        """A misspelt name would silently fall back to a default."""
-        known = {name.upper() for name in PipelineSettings.model_fields}
-        prefix = str(SlackSettings.model_config.get("env_prefix", ""))
-        known |= {f"{prefix}{name}".upper() for name in SlackSettings.model_fields}
-        unknown = [
-            name
-            for name in environment(function)
-            if name not in known and not name.startswith("POWERTOOLS_")
-        ]
-        assert not unknown, f"{function}: no settings field reads {unknown}"
+    def test_every_environment_variable_is_read_by_its_settings(self, function: str) -> None:
+        """A misspelt or forgotten name would silently fall back to a default."""
+        read = variables_read(settings_of(function)).keys() | POWERTOOLS_VARIABLES
+        unread = sorted(environment(function).keys() - read)
+        assert not unread, f"{function}: {settings_of(function).__name__} never reads {unread}"
+
+    def test_every_variable_its_settings_require_is_set(self, function: str) -> None:
+        """The cold start would fail naming it: better here than in a deployment."""
+        required = {
+            name for name, needed in variables_read(settings_of(function)).items() if needed
+        }
+        missing = sorted(required - environment(function).keys())
+        assert not missing, f"{function}: template.yaml does not set {missing}"
 
 
 def validation_function() -> tuple[str, dict[str, Any]]:
@@ -743,7 +778,7 @@ def test_upload_trigger_is_filtered_to_training_jsonl() -> None:
     rules = {rule["Name"]: rule["Value"] for rule in event["Filter"]["S3Key"]["Rules"]}
     assert rules == {"prefix": "training/", "suffix": ".jsonl"}
     # The code agrees, and what the pipeline writes never triggers it again.
-    defaults = PipelineSettings.model_fields
+    defaults = StorageLayout.model_fields
     assert defaults["training_prefix"].default == rules["prefix"]
     for written in ("reports_prefix", "prepared_prefix"):
         assert not str(defaults[written].default).startswith(rules["prefix"]), written
@@ -990,7 +1025,7 @@ def test_old_versions_expire_except_those_a_registered_model_was_trained_on() ->
         for rule in rules
         if rule["Status"] == "Enabled" and "NoncurrentVersionExpiration" in rule
     ]
-    settings = PipelineSettings.model_fields
+    settings = StorageLayout.model_fields
     training = str(settings["training_prefix"].default)
     for rule in expiring:
         prefix = rule.get("Prefix", "")

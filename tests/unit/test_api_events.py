@@ -33,7 +33,6 @@ from sft_pipeline.api.service import LookupCache
 from sft_pipeline.api_keys import KeyScope, bearer_token, looks_like_key, new_key
 from sft_pipeline.jobs import JobState, UploadRef
 from sft_pipeline.records import DatasetRecord, JobRecord, ModelRecord, ProviderJob
-from sft_pipeline.settings import PipelineSettings
 from tests.fakes import FakeProvider, LambdaContext, make_registry
 from tests.unit.test_handlers import handler
 
@@ -200,7 +199,6 @@ def seeded_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         seed(registry, provider)
         monkeypatch.setattr(runtime, "registry", lambda: registry)
         monkeypatch.setattr(runtime, "inference_provider", {"openai": provider}.__getitem__)
-        monkeypatch.setattr(runtime, "settings", PipelineSettings)
         monkeypatch.setattr(routes, "_lookups", LookupCache())
         yield
 
@@ -291,6 +289,8 @@ def test_the_authorizer_hands_the_keys_scope_to_the_api(
     monkeypatch: pytest.MonkeyPatch, scope: KeyScope
 ) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    # What the authorizer's settings require at import (the registry itself is faked).
+    monkeypatch.setenv("REGISTRY_TABLE", "registry")
     with mock_aws():
         registry = make_registry()
         secret, record = new_key("web app", NOW, scope)

@@ -34,8 +34,14 @@ LAYERS: dict[str, tuple[str, ...]] = {
     # Pure models and functions: jobs, records, aliases, keys, notifications, validation
     # (with each provider's rules in validation.targets).
     "domain": (),
-    # One module per outside system, the provider adapters, and the settings that name them.
-    "adapters": ("sft_pipeline.adapters", "sft_pipeline.providers", "sft_pipeline.settings"),
+    # One module per outside system (observability: CloudWatch and X-Ray), the provider
+    # adapters, and the settings that name them.
+    "adapters": (
+        "sft_pipeline.adapters",
+        "sft_pipeline.providers",
+        "sft_pipeline.settings",
+        "sft_pipeline.observability",
+    ),
     # What composes them: the workflow's steps, the API, the composition root, the CLI.
     "application": (
         "sft_pipeline.pipeline",

@@ -13,11 +13,13 @@ from urllib.parse import quote_plus
 import pytest
 from moto import mock_aws
 
+from sft_local.template import load_template, offline_environments
 from sft_pipeline import runtime
 from sft_pipeline.jobs import JobState, UploadRef
+from sft_pipeline.observability import logger
 from sft_pipeline.pipeline.ingest import report_key
 from sft_pipeline.records import ProviderJob
-from sft_pipeline.settings import PipelineSettings
+from sft_pipeline.settings import JobDefaultsSettings, forget_settings
 from tests.conftest import as_lines, good_examples
 from tests.fakes import (
     FakeFiles,
@@ -30,6 +32,12 @@ from tests.fakes import (
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "events"
+# Every function's environment as template.yaml sets it (fake names), and a cost cap.
+ENVIRONMENT = {
+    name: value
+    for environment in offline_environments(load_template(REPO / "template.yaml")).values()
+    for name, value in environment.items()
+} | {"DEFAULT_COST_CAP_USD": "20"}
 
 
 def handler(function: str) -> Callable[[dict[str, Any], Any], Any]:
@@ -59,17 +67,18 @@ class Ports:
 @pytest.fixture
 def ports(monkeypatch: pytest.MonkeyPatch) -> Iterator[Ports]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "SftPipeline")
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "sft-pipeline")
+    for name, value in ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    forget_settings()
     with mock_aws():
         fakes = Ports()
-        monkeypatch.setattr(runtime, "settings", lambda: PipelineSettings(default_cost_cap_usd=20))
         monkeypatch.setattr(runtime, "storage", lambda: fakes.files)
         monkeypatch.setattr(runtime, "registry", lambda: fakes.registry)
         monkeypatch.setattr(runtime, "workflow", lambda: fakes.workflow)
         monkeypatch.setattr(runtime, "notifier", lambda: fakes.notifier)
         monkeypatch.setattr(runtime, "provider", lambda _name: fakes.provider)
         yield fakes
+    forget_settings()
 
 
 def seed_job(provider: FakeProvider, job_id: str, **changes: Any) -> None:
@@ -117,7 +126,6 @@ def test_validate_upload_rejects_and_notifies(ports: Ports) -> None:
     assert sent.outcome == "rejected" and sent.error_code == "invalid_training_file"
 
 
-@pytest.mark.filterwarnings("ignore:No application metrics to publish")
 def test_validate_upload_skips_the_s3_test_event(ports: Ports) -> None:
     assert handler("validate_upload")(
         event("validate_upload_s3_test_event.json"), LambdaContext()
@@ -182,6 +190,44 @@ def test_finish_job_succeeded(ports: Ports) -> None:
 def test_finish_job_failed(ports: Ports) -> None:
     result = handler("finish_job")(event("finish_job_failed.json"), LambdaContext())
     assert result["outcome"] == "failed" and result["model_id"] is None
+
+
+def emitted_metrics(stdout: str) -> list[tuple[str, str, list[list[str]], str]]:
+    """(namespace, metric name, dimension sets, outcome) of each CloudWatch EMF document."""
+    documents = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    return [
+        (directive["Namespace"], metric["Name"], directive["Dimensions"], document["outcome"])
+        for document in documents
+        if "_aws" in document
+        for directive in document["_aws"]["CloudWatchMetrics"]
+        for metric in directive["Metrics"]
+    ]
+
+
+def test_outcomes_are_counted_under_fixed_metric_names(
+    ports: Ports, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Alarms and dashboards name a metric: the outcome is a dimension, not part of the name."""
+    s3_event = event("validate_upload_s3_put.json")
+    bucket = s3_event["Records"][0]["s3"]["bucket"]["name"]
+    ports.files.objects[(bucket, "training/support set.jsonl")] = b'{"messages": []}\n'
+    handler("validate_upload")(s3_event, LambdaContext())
+    handler("finish_job")(event("finish_job_failed.json"), LambdaContext())
+    assert emitted_metrics(capsys.readouterr().out) == [
+        ("SftPipeline", "Uploads", [["outcome"]], "rejected"),
+        ("SftPipeline", "Jobs", [["outcome"]], "failed"),
+    ]
+
+
+def test_workflow_tasks_log_with_the_dataset_id_as_correlation_id(
+    ports: Ports, caplog: pytest.LogCaptureFixture
+) -> None:
+    finish_event = event("finish_job_failed.json")
+    handler("finish_job")(finish_event, LambdaContext())
+    [record] = [r for r in caplog.records if r.getMessage() == "Outcome recorded"]
+    # The line as CloudWatch gets it: the logger's formatter adds the keys set for the run.
+    outcome = json.loads(logger.registered_formatter.format(record))
+    assert outcome["correlation_id"] == finish_event["request"]["dataset_id"]
     [sent] = ports.notifier.sent
     assert sent.error_code == "fine_tuning_unavailable"
 
@@ -293,7 +339,7 @@ def test_missing_or_odd_validation_keys_are_reported_not_crashed(ports: Ports) -
 
 
 def test_report_keys_stay_readable_when_short_and_within_s3s_limit_when_long() -> None:
-    settings = PipelineSettings()
+    settings = JobDefaultsSettings()
     short = UploadRef(bucket="b", key="training/support.jsonl", version_id="v" * 32)
     assert report_key(settings, short) == f"reports/support.jsonl.{'v' * 32}.report"
     near_limit = "training/" + "ü" * 400 + "/" + "x" * 200 + ".jsonl"  # 1,015 bytes

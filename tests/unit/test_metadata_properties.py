@@ -14,14 +14,14 @@ from moto import mock_aws
 from sft_pipeline.adapters.registry import Registry
 from sft_pipeline.jobs import METADATA_KEYS, UploadRef
 from sft_pipeline.pipeline.ingest import IngestPorts, ingest_upload, report_key
-from sft_pipeline.settings import PipelineSettings
+from sft_pipeline.settings import JobDefaultsSettings
 from tests.conftest import as_lines, good_examples
 from tests.fakes import FakeFiles, FakeNotifier, FakeWorkflow, make_registry
 
 BUCKET = "training-bucket"
 TRAINING_KEY = "training/support.jsonl"
 VALIDATION_KEY = "validation/valid.jsonl"
-SETTINGS = PipelineSettings(default_cost_cap_usd=20)
+SETTINGS = JobDefaultsSettings(default_cost_cap_usd=20)
 
 # Every key a user may set, in both spellings and odd cases, and one nobody knows.
 keys = st.sampled_from(

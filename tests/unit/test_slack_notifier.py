@@ -28,12 +28,8 @@ from pydantic import ValidationError
 
 from sft_pipeline.adapters.notifier import notification_from_sns
 from sft_pipeline.adapters.secrets import read_secret
-from sft_pipeline.adapters.slack import (
-    SlackDeliveryError,
-    SlackSettings,
-    SlackWebhook,
-    slack_blocks,
-)
+from sft_pipeline.adapters.slack import SlackDeliveryError, SlackWebhook, slack_blocks
+from sft_pipeline.settings import ConfigurationError, SlackNotifierSettings, forget_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLER_PATH = ROOT / "functions" / "slack_notifier" / "app.py"
@@ -117,6 +113,7 @@ def deploy(secrets: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Handl
 
 def load_handler() -> Handler:
     """Import functions/slack_notifier/app.py afresh, as a cold start would."""
+    forget_settings()
     spec = importlib.util.spec_from_file_location("slack_notifier_app", HANDLER_PATH)
     assert spec is not None
     assert spec.loader is not None
@@ -224,12 +221,12 @@ def test_settings_need_the_secret_arn_and_a_positive_timeout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("SLACK_WEBHOOK_SECRET_ARN", raising=False)
-    with pytest.raises(ValidationError, match="webhook_secret_arn"):
-        SlackSettings()
+    with pytest.raises(ConfigurationError, match="SLACK_WEBHOOK_SECRET_ARN is not set"):
+        SlackNotifierSettings.from_environment()
     monkeypatch.setenv("SLACK_WEBHOOK_SECRET_ARN", "arn:aws:secretsmanager:eu-west-1:1:secret:s")
     monkeypatch.setenv("SLACK_TIMEOUT_SECONDS", "0")
-    with pytest.raises(ValidationError, match="timeout_seconds"):
-        SlackSettings()
+    with pytest.raises(ConfigurationError, match="SLACK_TIMEOUT_SECONDS: Input should be greater"):
+        SlackNotifierSettings.from_environment()
 
 
 # --- the webhook adapter -------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from moto import mock_aws
 from sft_pipeline.cli import EXIT_VALID, main
 from sft_pipeline.jobs import UploadRef
 from sft_pipeline.pipeline.ingest import IngestPorts, ingest_upload
-from sft_pipeline.settings import PipelineSettings
+from sft_pipeline.settings import JobDefaultsSettings
 from tests.conftest import as_lines, good_examples
 from tests.fakes import FakeFiles, FakeNotifier, FakeWorkflow, make_registry
 
@@ -124,7 +124,7 @@ def test_the_cli_and_the_lambda_give_one_verdict(
     assert isinstance(ports.storage, FakeFiles)
     ports.storage.objects[(UPLOAD.bucket, UPLOAD.key)] = data
     ports.storage.metadata = {"provider": "bedrock", "base-model": NOVA_MICRO, **metadata}
-    result = ingest_upload(UPLOAD, ports, PipelineSettings())
+    result = ingest_upload(UPLOAD, ports, JobDefaultsSettings())
     lambda_report = json.loads(
         ports.storage.objects[(UPLOAD.bucket, "reports/train.jsonl.v1.report.json")]
     )

@@ -16,9 +16,6 @@ from urllib.error import HTTPError
 from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from sft_pipeline.adapters.notification_text import (
     STYLES,
     Fact,
@@ -27,11 +24,10 @@ from sft_pipeline.adapters.notification_text import (
     summary_facts,
 )
 from sft_pipeline.notifications import Notification, hint_for, usage_example
+from sft_pipeline.settings import DEFAULT_SLACK_TIMEOUT_SECONDS
 
 # What the webhook secret holds when Slack is switched off.
 DISABLED_VALUES = frozenset({"", "disabled"})
-# Slack answers within a second; waiting much longer only burns Lambda time before the retry.
-DEFAULT_TIMEOUT_SECONDS = 5.0
 # Block Kit's limits: Slack refuses the whole message (400 invalid_blocks) past any of them.
 SLACK_HEADER_MAX_CHARS = 150
 SLACK_TEXT_MAX_CHARS = 3000
@@ -44,21 +40,12 @@ class SlackDeliveryError(RuntimeError):
     """Slack did not accept the message (HTTP error, timeout or network failure)."""
 
 
-class SlackSettings(BaseSettings):
-    """The Slack notifier's environment: ``SLACK_WEBHOOK_SECRET_ARN``, ``SLACK_TIMEOUT_SECONDS``."""
-
-    model_config = SettingsConfigDict(env_prefix="SLACK_", frozen=True)
-
-    webhook_secret_arn: str
-    timeout_seconds: float = Field(default=DEFAULT_TIMEOUT_SECONDS, gt=0)
-
-
 @dataclass(frozen=True)
 class SlackWebhook:
     """One incoming webhook. The URL is a credential, so it stays out of repr and errors."""
 
     url: str = field(repr=False)
-    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    timeout_seconds: float = DEFAULT_SLACK_TIMEOUT_SECONDS
 
     def __post_init__(self) -> None:
         if urlsplit(self.url).scheme not in {"https", "http"}:
@@ -66,7 +53,7 @@ class SlackWebhook:
 
     @classmethod
     def from_secret(
-        cls, secret: str, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+        cls, secret: str, timeout_seconds: float = DEFAULT_SLACK_TIMEOUT_SECONDS
     ) -> SlackWebhook | None:
         """The webhook the secret names, or None when it says Slack is switched off."""
         url = secret.strip()

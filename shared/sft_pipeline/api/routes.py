@@ -13,7 +13,6 @@ import random
 import time
 from typing import Any
 
-from aws_lambda_powertools import Logger, single_metric
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
@@ -35,14 +34,14 @@ from sft_pipeline.api.models import (
     ModelList,
 )
 from sft_pipeline.api.service import ApiError, ApiService, LookupCache, invalid_request
+from sft_pipeline.observability import Metric, logger, put_metric
+from sft_pipeline.settings import ApiLimits, load_settings
 
 # API Gateway accepts 10 MB; a chat request this large is a mistake or an attack.
 MAX_BODY_BYTES = 1024 * 1024
-METRICS_NAMESPACE = "SftPipeline"
 API_TITLE = "SFT Pipeline API"
 API_VERSION = "1.0.0"
 
-logger = Logger()
 app = APIGatewayRestResolver(enable_validation=True)
 app.configure_openapi(
     title=API_TITLE,
@@ -67,7 +66,7 @@ def service() -> ApiService:
         registry=runtime.registry(),
         chat_models=runtime.inference_provider,
         trainers=runtime.inference_provider,
-        max_output_tokens=runtime.settings().max_output_tokens,
+        max_output_tokens=load_settings(ApiLimits).max_output_tokens,
         lookups=_lookups,
     )
 
@@ -157,15 +156,9 @@ def chat_completions(request: ChatCompletionRequest) -> Response[str]:
 
 def _record_variant(model: str, served: str, outcome: str, latency_ms: float) -> None:
     """One latency and one error metric per (alias or model, served model), for A/B comparison."""
-    for name, unit, value in (
-        ("Latency", MetricUnit.Milliseconds, latency_ms),
-        ("Errors", MetricUnit.Count, 0.0 if outcome == "ok" else 1.0),
-    ):
-        with single_metric(
-            name=name, unit=unit, value=value, namespace=METRICS_NAMESPACE
-        ) as metric:
-            metric.add_dimension(name="model", value=model)
-            metric.add_dimension(name="served_model", value=served)
+    dimensions = {"model": model, "served_model": served}
+    put_metric(Metric.LATENCY, MetricUnit.Milliseconds, latency_ms, **dimensions)
+    put_metric(Metric.ERRORS, MetricUnit.Count, 0.0 if outcome == "ok" else 1.0, **dimensions)
 
 
 @app.get("/v1/models", summary="List fine-tuned models and aliases, with shutdown dates")

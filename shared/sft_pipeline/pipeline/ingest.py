@@ -27,7 +27,7 @@ from sft_pipeline.jobs import (
 from sft_pipeline.notifications import DatasetRef, Notification, Outcome
 from sft_pipeline.pipeline.split import count_split, split_holdout, split_problems
 from sft_pipeline.records import DatasetRecord
-from sft_pipeline.settings import PipelineSettings
+from sft_pipeline.settings import JobDefaultsSettings
 from sft_pipeline.validation import (
     DataSource,
     ValidationOptions,
@@ -81,7 +81,7 @@ class IngestResult:
     execution_arn: str | None = None
 
 
-def report_key(settings: PipelineSettings, upload: UploadRef) -> str:
+def report_key(settings: JobDefaultsSettings, upload: UploadRef) -> str:
     """Where the upload's report goes (without its extension).
 
     Reports live under their own prefix, so writing one never triggers validation.
@@ -105,7 +105,7 @@ def report_key(settings: PipelineSettings, upload: UploadRef) -> str:
 
 
 def ingest_upload(
-    upload: UploadRef, ports: IngestPorts, settings: PipelineSettings, now: datetime | None = None
+    upload: UploadRef, ports: IngestPorts, settings: JobDefaultsSettings, now: datetime | None = None
 ) -> IngestResult:
     started = now or datetime.now(UTC)
     upload, metadata = ports.storage.head(upload)

@@ -14,7 +14,7 @@ from sft_pipeline.jobs import PROVIDER_NAMES, ProviderName, is_provider_name
 
 if TYPE_CHECKING:
     from sft_pipeline.providers.base import Provider
-    from sft_pipeline.settings import PipelineSettings
+    from sft_pipeline.settings import ProviderSettings
 
 PROVIDER_MODULES: dict[ProviderName, str] = {
     "openai": "sft_pipeline.providers.openai_provider",
@@ -30,7 +30,7 @@ class UnknownProviderError(ValueError):
         super().__init__(f"unknown provider '{name}'; known: {', '.join(PROVIDER_NAMES)}")
 
 
-def build_provider(name: str, settings: PipelineSettings, purpose: Purpose) -> Provider:
+def build_provider(name: str, settings: ProviderSettings, purpose: Purpose) -> Provider:
     if not is_provider_name(name):
         raise UnknownProviderError(name)
     module = importlib.import_module(PROVIDER_MODULES[name])

@@ -52,7 +52,7 @@ from sft_pipeline.validation.targets.bedrock import (
 )
 
 if TYPE_CHECKING:
-    from sft_pipeline.settings import PipelineSettings
+    from sft_pipeline.settings import ProviderSettings
 
 UPLOAD_TAG_KEY = "sft_upload"
 STATE_BY_STATUS = {
@@ -76,7 +76,8 @@ DEPLOYMENT_STATES: dict[str, ServingStatus] = {"Active": "ready", "Creating": "d
 
 @dataclass(frozen=True)
 class BedrockConfig:
-    role_arn: str
+    # The role jobs run as: only the function that creates jobs has it.
+    role_arn: str | None
     bucket: str
     prepared_prefix: str
     output_prefix: str
@@ -352,12 +353,12 @@ class BedrockProvider:
         return from_converse(answer, body["model"])
 
 
-def build(settings: PipelineSettings, purpose: Purpose) -> BedrockProvider:
+def build(settings: ProviderSettings, purpose: Purpose) -> BedrockProvider:
     return _build(settings, purpose)
 
 
 @lru_cache(maxsize=8)
-def _build(settings: PipelineSettings, purpose: Purpose) -> BedrockProvider:
+def _build(settings: ProviderSettings, purpose: Purpose) -> BedrockProvider:
     """Built once per warm function: boto3 clients take tens of milliseconds to create."""
     retries = {"max_attempts": 2 if purpose == "inference" else 4, "mode": "standard"}
     timeouts = {"read_timeout": 25 if purpose == "inference" else 60, "connect_timeout": 5}

@@ -49,7 +49,7 @@ QUOTA_CODES = frozenset({"daily_rate_limit_exceeded", "insufficient_quota"})
 T = TypeVar("T")
 
 if TYPE_CHECKING:
-    from sft_pipeline.settings import PipelineSettings
+    from sft_pipeline.settings import ProviderSettings
 
 
 def _error_code(exc: openai.APIStatusError, default: str) -> str:
@@ -279,7 +279,7 @@ TIMEOUTS: dict[str, tuple[float, int, float]] = {
 }
 
 
-def build(settings: PipelineSettings, purpose: Purpose) -> OpenAIProvider:
+def build(settings: ProviderSettings, purpose: Purpose) -> OpenAIProvider:
     """The provider with its key read through the secrets cache (a rotated key is picked up)."""
     return _provider(read_secret(settings.openai_secret_arn), settings.openai_base_url, purpose)
 
