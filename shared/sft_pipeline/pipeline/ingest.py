@@ -105,7 +105,10 @@ def report_key(settings: JobDefaultsSettings, upload: UploadRef) -> str:
 
 
 def ingest_upload(
-    upload: UploadRef, ports: IngestPorts, settings: JobDefaultsSettings, now: datetime | None = None
+    upload: UploadRef,
+    ports: IngestPorts,
+    settings: JobDefaultsSettings,
+    now: datetime | None = None,
 ) -> IngestResult:
     started = now or datetime.now(UTC)
     upload, metadata = ports.storage.head(upload)
