@@ -639,7 +639,8 @@ def test_resolved_models_are_provider_neutral() -> None:
         "gpt-4.1-2025-04-14",
         False,
     )
-    assert openai.unconfirmed == {"max_tokens_per_example"}
+    # The base model's own serving price is a list price no source in the table confirms.
+    assert openai.unconfirmed == {"max_tokens_per_example", "inference"}
     assert openai.shutdown_date == dt.date(2027, 1, 14)
     assert resolve_model("my-own-model").base_model is None
 

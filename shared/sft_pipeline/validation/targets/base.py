@@ -6,7 +6,7 @@ import datetime as dt
 from importlib import resources
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from sft_pipeline.jobs import ProviderName
 from sft_pipeline.validation.tokens import EncodingName
@@ -19,6 +19,15 @@ FALLBACK_MAX_TOKENS = 65536
 def read_table(name: str) -> bytes:
     """A provider's data table (``data/<provider>_models.json``), shipped with the package."""
     return resources.files("sft_pipeline").joinpath("data", name).read_bytes()
+
+
+class InferencePrice(BaseModel):
+    """What serving a model costs, in the table's currency per 1M tokens, as of its date."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input_per_million: float = Field(ge=0)
+    output_per_million: float = Field(ge=0)
 
 
 class ResolvedModel(BaseModel):
@@ -35,6 +44,10 @@ class ResolvedModel(BaseModel):
     max_tokens_per_example: int | None = None
     context_window_tokens: int | None = None
     training_per_million: float | None = None
+    # Serving the model as named (an ``ft:`` id at the fine-tuned rate), and serving a
+    # fine-tune of it; None when unknown, never zero.
+    inference: InferencePrice | None = None
+    fine_tuned_inference: InferencePrice | None = None
     price_as_of: dt.date
     # The epochs the provider trains when none are requested; None: OpenAI's "auto".
     default_epochs: int | None = None

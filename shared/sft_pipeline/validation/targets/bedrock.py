@@ -47,7 +47,7 @@ from sft_pipeline.validation.formats import (
     UserMessage,
 )
 from sft_pipeline.validation.report import Finding, Severity
-from sft_pipeline.validation.targets.base import ResolvedModel, read_table
+from sft_pipeline.validation.targets.base import InferencePrice, ResolvedModel, read_table
 from sft_pipeline.validation.tokens import EncodingName
 
 TITLE = "Amazon Bedrock"
@@ -118,6 +118,9 @@ class BedrockModelSpec(_Data):
     # None: unknown whether fine-tunes can be served per token without Provisioned Throughput.
     on_demand_deployment: bool | None
     training_per_million: float | None
+    # On-demand serving per token; a fine-tune needing Provisioned Throughput has none.
+    inference: InferencePrice | None = None
+    fine_tuned_inference: InferencePrice | None = None
     unconfirmed: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -279,6 +282,8 @@ def resolve(model: str) -> ResolvedModel:
         max_tokens_per_example=spec.max_tokens_per_example,
         context_window_tokens=spec.context_window_tokens,
         training_per_million=spec.training_per_million,
+        inference=spec.inference,
+        fine_tuned_inference=spec.fine_tuned_inference,
         price_as_of=catalog.as_of,
         default_epochs=spec.default_epochs,
         unconfirmed=frozenset(spec.unconfirmed),

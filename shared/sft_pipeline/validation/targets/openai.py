@@ -12,7 +12,12 @@ from functools import cache
 
 from pydantic import BaseModel, Field
 
-from sft_pipeline.validation.targets.base import FALLBACK_ENCODING, ResolvedModel, read_table
+from sft_pipeline.validation.targets.base import (
+    FALLBACK_ENCODING,
+    InferencePrice,
+    ResolvedModel,
+    read_table,
+)
 from sft_pipeline.validation.tokens import EncodingName
 
 TITLE = "OpenAI"
@@ -26,6 +31,10 @@ class BaseModelSpec(BaseModel):
     max_tokens_per_example: int
     limit_unconfirmed: bool = False
     training_per_million: float | None
+    inference: InferencePrice | None = None
+    fine_tuned_inference: InferencePrice | None = None
+    # True when the base model's own serving price is not from the dated source.
+    inference_unconfirmed: bool = False
     shutdown_date: dt.date | None = None
 
 
@@ -67,14 +76,20 @@ def resolve(model: str) -> ResolvedModel:
             price_as_of=catalog.as_of,
         )
     base, spec = resolved
+    fine_tune = model.startswith("ft:")
+    unconfirmed = {"max_tokens_per_example"} if spec.limit_unconfirmed else set()
+    if spec.inference_unconfirmed and not fine_tune:
+        unconfirmed.add("inference")
     return ResolvedModel(
         provider="openai",
         base_model=base,
         encoding=spec.encoding,
         max_tokens_per_example=spec.max_tokens_per_example,
         training_per_million=spec.training_per_million,
+        inference=spec.fine_tuned_inference if fine_tune else spec.inference,
+        fine_tuned_inference=spec.fine_tuned_inference,
         price_as_of=catalog.as_of,
-        unconfirmed=frozenset({"max_tokens_per_example"} if spec.limit_unconfirmed else ()),
+        unconfirmed=frozenset(unconfirmed),
         shutdown_date=spec.shutdown_date,
     )
 
