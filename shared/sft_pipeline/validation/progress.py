@@ -1,4 +1,5 @@
-"""A one-line progress bar for long validations, drawn on a terminal only."""
+"""A one-line progress bar for long runs (bytes validated, requests answered), drawn on a
+terminal only."""
 
 from __future__ import annotations
 
@@ -11,25 +12,31 @@ REDRAW_SECONDS = 0.1
 
 
 class ProgressBar:
-    def __init__(self, total_bytes: int, out: TextIO) -> None:
-        self.total = max(total_bytes, 1)
+    def __init__(self, total: int, out: TextIO, *, unit: str = "MB", scale: float = 1e6) -> None:
+        self.total = max(total, 1)
         self.out = out
+        # Amounts are shown divided by ``scale``: millions of bytes as MB, requests one by one.
+        self.unit = unit
+        self.scale = scale
+        self._digits = 0 if scale == 1 else 1
         self.started = time.monotonic()
         self._last_draw = 0.0
 
-    def update(self, done_bytes: int) -> None:
+    def update(self, done: int) -> None:
         now = time.monotonic()
-        if now - self._last_draw < REDRAW_SECONDS and done_bytes < self.total:
+        if now - self._last_draw < REDRAW_SECONDS and done < self.total:
             return
         self._last_draw = now
-        fraction = min(done_bytes / self.total, 1.0)
+        fraction = min(done / self.total, 1.0)
         filled = int(fraction * BAR_WIDTH)
         elapsed = max(now - self.started, 1e-6)
-        rate = done_bytes / elapsed / 1e6
-        eta = (self.total - done_bytes) / (done_bytes / elapsed) if done_bytes else 0.0
+        rate = done / elapsed / self.scale
+        eta = (self.total - done) / (done / elapsed) if done else 0.0
+        digits, unit = self._digits, self.unit
         self.out.write(
             f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {fraction:6.1%} "
-            f"{done_bytes / 1e6:,.1f}/{self.total / 1e6:,.1f} MB  {rate:,.1f} MB/s  eta {eta:,.0f}s "
+            f"{done / self.scale:,.{digits}f}/{self.total / self.scale:,.{digits}f} {unit}  "
+            f"{rate:,.1f} {unit}/s  eta {eta:,.0f}s "
         )
         self.out.flush()
 
