@@ -4,19 +4,16 @@ and a notification or a launch, never an exception."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
-from sft_pipeline.adapters.registry import Registry
 from sft_pipeline.jobs import METADATA_KEYS, UploadRef
 from sft_pipeline.pipeline.ingest import IngestPorts, ingest_upload, report_key
 from sft_pipeline.settings import JobDefaultsSettings
 from tests.conftest import as_lines, good_examples
-from tests.fakes import FakeFiles, FakeNotifier, FakeWorkflow, make_registry
+from tests.fakes import FakeFiles, FakeNotifier, FakeWorkflow, InMemoryRegistry
 
 BUCKET = "training-bucket"
 TRAINING_KEY = "training/support.jsonl"
@@ -60,15 +57,14 @@ versions = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def registry() -> Iterator[Registry]:
-    with mock_aws():
-        yield make_registry()
+def registry() -> InMemoryRegistry:
+    return InMemoryRegistry()
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(metadata=st.dictionaries(keys, values, max_size=6))
 def test_any_metadata_gives_a_report_and_a_word_back(
-    registry: Registry, metadata: dict[str, str]
+    registry: InMemoryRegistry, metadata: dict[str, str]
 ) -> None:
     files = FakeFiles(metadata=metadata)
     files.objects[(BUCKET, TRAINING_KEY)] = as_lines(good_examples(30))

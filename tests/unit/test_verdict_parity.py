@@ -6,19 +6,17 @@ metadata on the other): a file the CLI calls valid is not refused after the uplo
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from sft_pipeline.cli import EXIT_VALID, main
 from sft_pipeline.jobs import UploadRef
 from sft_pipeline.pipeline.ingest import IngestPorts, ingest_upload
 from sft_pipeline.settings import JobDefaultsSettings
 from tests.conftest import as_lines, good_examples
-from tests.fakes import FakeFiles, FakeNotifier, FakeWorkflow, make_registry
+from tests.fakes import FakeFiles, FakeNotifier, FakeWorkflow, InMemoryRegistry
 
 NOVA_MICRO = "amazon.nova-micro-v1:0:128k"
 UPLOAD = UploadRef(bucket="sft-data", key="training/train.jsonl", version_id="v1")
@@ -88,15 +86,13 @@ CASES: list[tuple[str, list[dict[str, Any]], dict[str, str], list[str], dict[str
 
 
 @pytest.fixture
-def ports(monkeypatch: pytest.MonkeyPatch) -> Iterator[IngestPorts]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        yield IngestPorts(
-            storage=FakeFiles(),
-            registry=make_registry(),
-            workflow=FakeWorkflow(),
-            notifier=FakeNotifier(),
-        )
+def ports() -> IngestPorts:
+    return IngestPorts(
+        storage=FakeFiles(),
+        registry=InMemoryRegistry(),
+        workflow=FakeWorkflow(),
+        notifier=FakeNotifier(),
+    )
 
 
 @pytest.mark.parametrize(
