@@ -4,10 +4,13 @@ A rule applies to the next ``times`` matching requests, or to all of them until
 ``clear()`` when ``times`` is None. A rule with a target (a route or an
 operation, among the service's known names) only matches requests to it;
 without one it matches every request. A request takes the oldest matching rule.
+``ModelFaults`` holds what is set per served model rather than per request.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -53,3 +56,74 @@ class FaultRules(Generic[Effect]):
 
     def clear(self) -> None:
         self._rules.clear()
+
+
+class ModelFaults:
+    """Standing behaviour of the served models: how long a chat answer takes, which
+    fine-tunes answer from the wrong training example. Thread-safe.
+
+    A setting for a named model wins over one for every model (``model=None``);
+    ``clear()`` restores the constructor's latency and undegrades every model.
+    """
+
+    def __init__(self, *, chat_latency: float) -> None:
+        if chat_latency < 0:
+            raise ValueError(f"chat_latency must not be negative, got {chat_latency}")
+        self._model_lock = threading.Lock()
+        self._default_latency = chat_latency
+        self._latencies: dict[str | None, float] = {}
+        self._degradations: dict[str | None, float] = {}
+        self._next_job_degradations: deque[float] = deque()
+
+    def set_chat_latency(self, seconds: float, *, model: str | None = None) -> None:
+        """Chat answers from ``model`` (None: every model) take ``seconds`` from now on."""
+        if seconds < 0:
+            raise ValueError(f"seconds must not be negative, got {seconds}")
+        with self._model_lock:
+            self._latencies[model] = seconds
+
+    def degrade(self, model: str | None = None, *, fraction: float = 1.0) -> None:
+        """Fine-tune ``model`` (None: every fine-tune) answers ``fraction`` of the prompts
+        from the wrong training example, as an overfitted or mislabelled fine-tune would."""
+        with self._model_lock:
+            self._degradations[model] = _checked_fraction(fraction)
+
+    def degrade_next_job(self, fraction: float = 1.0) -> None:
+        """The model the next created job trains is degraded, as with ``degrade``."""
+        with self._model_lock:
+            self._next_job_degradations.append(_checked_fraction(fraction))
+
+    def job_created(self, model: str) -> None:
+        """A job that will train ``model`` was created: it takes a pending next-job setting."""
+        with self._model_lock:
+            if self._next_job_degradations:
+                self._degradations[model] = self._next_job_degradations.popleft()
+
+    def chat_latency(self, *names: str) -> float:
+        """Seconds a chat answer from the model known by any of ``names`` takes."""
+        with self._model_lock:
+            return _setting(self._latencies, names, self._default_latency)
+
+    def degradation(self, *names: str) -> float:
+        """The share of prompts the model known by any of ``names`` answers wrongly."""
+        with self._model_lock:
+            return _setting(self._degradations, names, 0.0)
+
+    def clear_models(self) -> None:
+        with self._model_lock:
+            self._latencies.clear()
+            self._degradations.clear()
+            self._next_job_degradations.clear()
+
+
+def _setting(settings: dict[str | None, float], names: tuple[str, ...], default: float) -> float:
+    for name in names:
+        if name in settings:
+            return settings[name]
+    return settings.get(None, default)
+
+
+def _checked_fraction(fraction: float) -> float:
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be above 0 and at most 1, got {fraction}")
+    return fraction

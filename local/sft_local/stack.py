@@ -30,6 +30,7 @@ from moto import mock_aws
 
 from sft_local import lambda_seam
 from sft_local.bedrock_standin import BedrockStandIn, BedrockTimeline
+from sft_local.emulated_answers import DEFAULT_CHAT_LATENCY
 from sft_local.lambda_seam import FunctionCode, LambdaSeam
 from sft_local.openai_emulator import JobTimeline, OpenAIEmulator
 from sft_local.slack_receiver import SlackReceiver
@@ -67,14 +68,17 @@ class LocalStack:
         timeline: JobTimeline | None = None,
         bedrock_timeline: BedrockTimeline | None = None,
         time_scale: float = 0.02,
+        chat_latency: float = DEFAULT_CHAT_LATENCY,
         template_path: Path = REPO / "template.yaml",
         function_logs: TextIO | None = None,
     ) -> None:
         self.template_path = template_path
         self.template = load_template(template_path)
         self.time_scale = time_scale
+        # Models answer after ``chat_latency`` seconds, as a provider's would; 0 for instant.
         self.openai = OpenAIEmulator(
-            timeline=timeline or JobTimeline(validating=0.3, queued=0.3, running=1.0)
+            timeline=timeline or JobTimeline(validating=0.3, queued=0.3, running=1.0),
+            chat_latency=chat_latency,
         )
         self.slack = SlackReceiver()
         self.bedrock = BedrockStandIn(

@@ -16,7 +16,7 @@ from sft_pipeline.adapters.registry import Registry
 from sft_pipeline.api import routes
 from sft_pipeline.api_keys import key_hash, key_id_of
 from tests.e2e.api_client import Api, new_key
-from tests.e2e.conftest import SUPPORT_SET
+from tests.e2e.conftest import SUPPORT_REPLIES, SUPPORT_SET
 
 NOW = dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC)
 
@@ -38,7 +38,7 @@ def test_chat_with_the_fine_tuned_model(api: Api) -> None:
         model=api.model_id, messages=[{"role": "user", "content": "Where is my order?"}]
     )
     completion = raw.parse()
-    assert completion.choices[0].message.content == f"[{api.model_id}] Where is my order?"
+    assert completion.choices[0].message.content in SUPPORT_REPLIES
     assert raw.headers["x-sft-model"] == api.model_id
 
 
@@ -182,7 +182,7 @@ def test_an_inference_key_calls_models_but_no_control_route(api: Api) -> None:
     answer = client.chat.completions.create(
         model=api.model_id, messages=[{"role": "user", "content": "Hi"}]
     )
-    assert answer.choices[0].message.content == f"[{api.model_id}] Hi"
+    assert answer.choices[0].message.content in SUPPORT_REPLIES
     assert api.model_id in {model.id for model in client.models.list().data}
     [job] = [j for j in api.call("GET", "/jobs")[2]["data"] if j["model_id"] == api.model_id]
     for method, path, body in (

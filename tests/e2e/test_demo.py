@@ -21,6 +21,7 @@ def test_demo_trains_registers_and_notifies(capsys: pytest.CaptureFixture[str]) 
     assert "Fine-tune succeeded" in out  # the email
     assert '"blocks"' in out  # the Slack message
     assert "-> rejected (invalid_training_file)" in out
-    assert f"assistant: [{model_id.group(1)}] My Summit 2 tent arrived" in out
+    # The fine-tune answers with the reply of the training example most like the question.
+    assert "assistant: The Summit 2 tent is covered by our 2-year warranty" in out
     assert re.search(r"inference key \(chat completions, models\): *sk-sft-", out)
     assert re.search(r"admin key \(also jobs, cancel, aliases\): *sk-sft-", out)

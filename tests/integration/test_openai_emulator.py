@@ -34,6 +34,7 @@ from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 from openai.types.uploads import UploadPart
 from pydantic import BaseModel
 
+from sft_local.emulated_answers import generic_reply
 from sft_local.openai_emulator import (
     WIND_DOWN_SHUTDOWN_DATE,
     JobTimeline,
@@ -85,9 +86,32 @@ def examples_jsonl(count: int) -> bytes:
 TRAINING_DATA = examples_jsonl(12)
 
 
+def tool_examples_jsonl(count: int) -> bytes:
+    rows = (
+        {
+            "messages": [
+                {"role": "user", "content": f"Is order {i} shipped?"},
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {
+                            "id": f"call_{i}",
+                            "type": "function",
+                            "function": {"name": "order_status", "arguments": f'{{"order": {i}}}'},
+                        }
+                    ],
+                },
+            ],
+            "tools": [{"type": "function", "function": {"name": "order_status"}}],
+        }
+        for i in range(count)
+    )
+    return b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+
+
 @pytest.fixture
 def emulator() -> Iterator[OpenAIEmulator]:
-    with OpenAIEmulator(timeline=TIMELINE, clock=lambda: START) as running:
+    with OpenAIEmulator(timeline=TIMELINE, clock=lambda: START, chat_latency=0) as running:
         yield running
 
 
@@ -577,7 +601,8 @@ def test_chat_with_the_fine_tuned_model_only_after_success(
     )
     completion = strict(ChatCompletion, json.loads(raw.text))
     choice = completion.choices[0]
-    assert choice.message.content == f"[{fine_tuned}] Which tent for two?"
+    # Every example matches as well as the first one, which wins the tie.
+    assert choice.message.content == "The two-person tent suits trip 0."
     assert (choice.finish_reason, choice.message.role, completion.model) == (
         "stop",
         "assistant",
@@ -596,7 +621,7 @@ def test_chat_with_a_base_model_alias_reports_the_snapshot(client: OpenAI) -> No
         messages=[{"role": "user", "content": [{"type": "text", "text": "Hello"}]}],
     )
     assert completion.model == "gpt-4o-mini-2024-07-18"
-    assert completion.choices[0].message.content == "[gpt-4o-mini-2024-07-18] Hello"
+    assert completion.choices[0].message.content == generic_reply("Hello")
     with pytest.raises(openai.BadRequestError) as streaming:
         client.chat.completions.create(
             model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}], stream=True
@@ -864,6 +889,8 @@ def test_every_answer_matches_openais_openapi_document(
         training.id,
         integrations=[{"type": "wandb", "wandb": {"project": "p", "tags": ["a"], "name": "n"}}],
     )
+    tools = client.files.create(file=("tools.jsonl", tool_examples_jsonl(10)), purpose="fine-tune")
+    tool_job = create_job(client, tools.id)
     emulator.faults.fail_next_job()
     failing = create_job(client, training.id)
     client.fine_tuning.jobs.cancel(supervised.id)
@@ -879,6 +906,12 @@ def test_every_answer_matches_openais_openapi_document(
     client.chat.completions.create(
         model=finished.fine_tuned_model, messages=[{"role": "user", "content": "Hi"}]
     )
+    tool_model = client.fine_tuning.jobs.retrieve(tool_job.id).fine_tuned_model
+    assert tool_model is not None
+    called = client.chat.completions.create(
+        model=tool_model, messages=[{"role": "user", "content": "Is order 3 shipped?"}]
+    )
+    assert called.choices[0].finish_reason == "tool_calls"
     client.files.delete(training.id)
     emulator.faults.rate_limit(route="GET /models")
     emulator.faults.server_error(route="GET /models")

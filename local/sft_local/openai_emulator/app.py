@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 import secrets
 import threading
@@ -22,16 +21,14 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import BaseModel, ValidationError
 
 from sft_local.http_service import match_path_template
+from sft_local.openai_emulator.answers import complete
 from sft_local.openai_emulator.errors import ApiError, invalid_request
 from sft_local.openai_emulator.faults import FaultInjector
 from sft_local.openai_emulator.schemas import (
-    AssistantMessage,
-    ChatChoice,
     ChatCompletion,
     ChatCompletionRequest,
     CheckpointPage,
     CompleteUploadRequest,
-    CompletionUsage,
     CreateFileRequest,
     CreateFineTuningJobRequest,
     CreateUploadRequest,
@@ -45,7 +42,6 @@ from sft_local.openai_emulator.state import EmulatorState
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/v1"
-CHARS_PER_TOKEN = 4
 MAX_PAGE_SIZE = 100
 METADATA_QUERY = re.compile(r"^metadata\[(?P<key>.+)\]$")
 
@@ -181,12 +177,17 @@ class EmulatorApp:
     """OpenAI's /v1 endpoints for files, uploads, fine-tuning jobs, models and chat."""
 
     def __init__(
-        self, state: EmulatorState, *, api_key: str | None, stopping: threading.Event
+        self,
+        state: EmulatorState,
+        *,
+        api_key: str | None,
+        chat_latency: float,
+        sleep: Callable[[float], object],
     ) -> None:
         self.state = state
         self._api_key = api_key
-        # Set on shutdown; cuts injected delays short.
-        self._stopping = stopping
+        # Injected delays and chat latency; the server's cuts them short on shutdown.
+        self._sleep = sleep
         self._state_lock = threading.Lock()
         self._log_lock = threading.Lock()
         self._log: list[RecordedRequest] = []
@@ -209,7 +210,9 @@ class EmulatorApp:
             Route("GET", "/models/{model}", self._retrieve_model),
             Route("POST", "/chat/completions", self._create_chat_completion),
         )
-        self.faults = FaultInjector(route.name for route in self.routes)
+        self.faults = FaultInjector(
+            (route.name for route in self.routes), chat_latency=chat_latency
+        )
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -260,7 +263,7 @@ class EmulatorApp:
         route_name = None if route is None else route.name
         delay = self.faults.take_delay(route_name)
         if delay:
-            self._stopping.wait(delay)
+            self._sleep(delay)
         error = self.faults.take_error(route_name)
         if error is not None:
             raise error
@@ -269,6 +272,9 @@ class EmulatorApp:
         with self._state_lock:
             self.state.catch_up()
             result = route.handler(request)
+        if isinstance(result, ChatCompletion):
+            # Outside the state lock, so answers in flight overlap as a real service's do.
+            self._sleep(self.faults.chat_latency(result.model))
         return result if isinstance(result, ApiResponse) else ApiResponse.of(result)
 
     def _authenticate(self, authorization: str) -> None:
@@ -332,9 +338,11 @@ class EmulatorApp:
     # Fine-tuning jobs
 
     def _create_job(self, request: ApiRequest) -> BaseModel:
-        return self.state.create_job(
+        job = self.state.create_job(
             request.parse(CreateFineTuningJobRequest), self.faults.take_job_failure
         )
+        self.faults.job_created(self.state.get_job(job.id).model_name)
+        return job
 
     def _list_jobs(self, request: ApiRequest) -> BaseModel:
         jobs = self.state.list_jobs(request.metadata_filter())
@@ -371,7 +379,8 @@ class EmulatorApp:
         return self.state.get_model(request.params["model"])
 
     def _create_chat_completion(self, request: ApiRequest) -> BaseModel:
-        """Echoes the last user message as ``[<model>] <text>``; streaming is refused with 400."""
+        """A fine-tune answers from its training file, a base model generically (see
+        ``answers``); streaming is refused with 400."""
         chat = request.parse(ChatCompletionRequest)
         if chat.stream:
             raise invalid_request(
@@ -379,21 +388,13 @@ class EmulatorApp:
                 param="stream",
                 code="unsupported_value",
             )
-        model = self.state.served_model_name(chat.model)
-        user_texts = [message.text() for message in chat.messages if message.role == "user"]
-        reply = f"[{model}] {user_texts[-1] if user_texts else ''}".rstrip()
-        prompt_tokens = sum(_approximate_tokens(message.text()) for message in chat.messages)
-        completion_tokens = _approximate_tokens(reply)
-        return ChatCompletion(
-            id="chatcmpl-" + secrets.token_hex(12),
+        model, memory = self.state.served_model(chat.model)
+        return complete(
+            model,
+            chat,
+            memory,
+            degradation=self.faults.degradation(model),
             created=int(self.state.now()),
-            model=model,
-            choices=[ChatChoice(index=0, message=AssistantMessage(content=reply))],
-            usage=CompletionUsage(
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                total_tokens=prompt_tokens + completion_tokens,
-            ),
         )
 
 
@@ -453,7 +454,3 @@ def _missing(param: str) -> ApiError:
 def _redacted(key: str) -> str:
     visible = 4 if len(key) > 8 else 0
     return key[:visible] + "*" * (len(key) - 2 * visible) + key[len(key) - visible :]
-
-
-def _approximate_tokens(text: str) -> int:
-    return max(1, math.ceil(len(text) / CHARS_PER_TOKEN))

@@ -9,6 +9,9 @@ oldest matching delay, then the oldest matching error, after authentication
 and before any work, so a request that gets an error changes nothing; a delayed
 one without an error still does its work once the delay is over, whether or not
 the client still waits for the answer.
+
+What ``ModelFaults`` adds is set per served model: chat latency, and fine-tunes
+that answer from the wrong training example.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Literal
 
-from sft_local.fault_rules import FaultRules
+from sft_local.fault_rules import FaultRules, ModelFaults
 from sft_local.openai_emulator.errors import ApiError
 from sft_local.openai_emulator.state import JobFailure
 
@@ -34,10 +37,11 @@ SERVER_ERROR_MESSAGES = {
 }
 
 
-class FaultInjector:
+class FaultInjector(ModelFaults):
     """Injects the failures a client of the fine-tuning API has to survive. Thread-safe."""
 
-    def __init__(self, known_routes: Iterable[str]) -> None:
+    def __init__(self, known_routes: Iterable[str], *, chat_latency: float) -> None:
+        super().__init__(chat_latency=chat_latency)
         self.known_routes = frozenset(known_routes)
         self._lock = threading.Lock()
         self._errors = FaultRules[ApiError](self.known_routes, kind="route")
@@ -150,6 +154,7 @@ class FaultInjector:
             self._errors.clear()
             self._delays.clear()
             self._job_failures.clear()
+        self.clear_models()
 
     def take_delay(self, route: str | None) -> float:
         """Seconds to stall a request to ``route`` (None: an unknown path), 0 for none."""

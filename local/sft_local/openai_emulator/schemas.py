@@ -300,10 +300,23 @@ class ModelList(BaseModel):
     data: list[Model]
 
 
+class FunctionCall(BaseModel):
+    name: str
+    # JSON text, as the model writes it.
+    arguments: str
+
+
+class ToolCall(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
     refusal: str | None = None
+    tool_calls: list[ToolCall] | None = Field(default=None, exclude_if=_omitted_when_none)
     annotations: list[dict[str, Any]] = Field(default_factory=list)
 
 
@@ -311,7 +324,7 @@ class ChatChoice(BaseModel):
     index: int
     message: AssistantMessage
     logprobs: None = None
-    finish_reason: Literal["stop", "length"] = "stop"
+    finish_reason: Literal["stop", "length", "tool_calls"] = "stop"
 
 
 class CompletionUsage(BaseModel):

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from sft_local.emulated_answers import DEFAULT_CHAT_LATENCY
 from sft_local.http_service import LocalHttpServer, ManualClock, Reply
 from sft_local.openai_emulator.app import EmulatorApp, RecordedRequest
 from sft_local.openai_emulator.faults import FaultInjector
@@ -21,8 +22,10 @@ class OpenAIEmulator:
     Jobs move through their phases on ``clock`` (default: wall time) plus whatever
     ``advance`` added, so a test freezes time with ``clock=lambda: 1_700_000_000.0``
     and jumps it forward with ``advance(seconds)``. ``api_key`` None accepts any
-    bearer key; a string makes every other key a 401. ``faults`` injects failures,
-    ``requests`` is the log of every request answered.
+    bearer key; a string makes every other key a 401. A chat answer takes
+    ``chat_latency`` seconds (0 for instant answers); ``sleep`` is how the emulator
+    waits, out for a test's fake (default: a wait that shutdown cuts short).
+    ``faults`` injects failures, ``requests`` is the log of every request answered.
     """
 
     def __init__(
@@ -32,6 +35,8 @@ class OpenAIEmulator:
         clock: Callable[[], float] = time.time,
         api_key: str | None = None,
         organization: str = "emulator",
+        chat_latency: float = DEFAULT_CHAT_LATENCY,
+        sleep: Callable[[float], object] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -40,7 +45,12 @@ class OpenAIEmulator:
         state = EmulatorState(
             timeline=timeline or JobTimeline(), organization=organization, now=self.now
         )
-        self._app = EmulatorApp(state, api_key=api_key, stopping=self._stopping)
+        self._app = EmulatorApp(
+            state,
+            api_key=api_key,
+            chat_latency=chat_latency,
+            sleep=sleep or self._stopping.wait,
+        )
         self._http = LocalHttpServer(self._serve, name="openai-emulator", host=host, port=port)
 
     def _serve(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
@@ -108,10 +118,21 @@ def main(argv: Sequence[str] | None = None) -> None:
             metavar="SEC",
             help=f"seconds a job spends {phase} (default: %(default)s)",
         )
+    parser.add_argument(
+        "--chat-latency",
+        type=float,
+        default=DEFAULT_CHAT_LATENCY,
+        metavar="SEC",
+        help="seconds each chat answer takes (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     timeline = JobTimeline(validating=args.validating, queued=args.queued, running=args.running)
     with OpenAIEmulator(
-        timeline=timeline, api_key=args.api_key, host=args.host, port=args.port
+        timeline=timeline,
+        api_key=args.api_key,
+        chat_latency=args.chat_latency,
+        host=args.host,
+        port=args.port,
     ) as emulator:
         print(f"OpenAI emulator listening on {emulator.base_url}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):

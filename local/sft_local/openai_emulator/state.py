@@ -16,6 +16,7 @@ import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from sft_local.openai_emulator.answers import TrainingMemory, training_memory
 from sft_local.openai_emulator.catalog import BASE_MODELS, BaseModelInfo, find_base_model
 from sft_local.openai_emulator.errors import invalid_request, model_not_found, not_found
 from sft_local.openai_emulator.schemas import (
@@ -93,6 +94,7 @@ class StoredUpload:
 class FineTunedModel:
     model: Model
     base: BaseModelInfo
+    memory: TrainingMemory
 
 
 @dataclass
@@ -102,6 +104,8 @@ class JobRecord:
     # Named at creation so checkpoints can carry it; published when the job succeeds.
     model_name: str
     plan: TrainingPlan
+    # Read at creation: the training file may be deleted before the model answers.
+    memory: TrainingMemory
     failure: JobFailure | None
     created: float
     timeline: JobTimeline
@@ -283,6 +287,7 @@ class EmulatorState:
             base=base,
             model_name=self._fine_tuned_model_name(base, request.suffix),
             plan=plan_training(method.hyperparameters, training.content),
+            memory=training_memory(training.content),
             failure=injected_failure() or _dataset_failure(training, validation),
             created=now,
             timeline=self.timeline,
@@ -405,6 +410,7 @@ class EmulatorState:
                 shutdown_date=record.base.shutdown_date,
             ),
             record.base,
+            record.memory,
         )
         record.add_event(finished, f"New fine-tuned model created: {model_name}")
         record.add_event(finished, "The job has successfully completed")
@@ -457,12 +463,16 @@ class EmulatorState:
             raise model_not_found(name)
         return fine_tuned.model
 
-    def served_model_name(self, name: str) -> str:
-        """The name a chat completion reports: the snapshot behind an alias, else ``name``."""
+    def served_model(self, name: str) -> tuple[str, TrainingMemory | None]:
+        """The name a chat completion reports (the snapshot behind an alias, else ``name``),
+        and what the model learnt, None for a base model."""
         base = find_base_model(name)
         if base is not None:
-            return base.snapshot
-        return self.get_model(name).id
+            return base.snapshot, None
+        fine_tuned = self._fine_tuned_models.get(name)
+        if fine_tuned is None:
+            raise model_not_found(name)
+        return name, fine_tuned.memory
 
 
 def _check_fine_tune_filename(filename: str, purpose: str, *, param: str) -> None:

@@ -1,0 +1,203 @@
+"""Emulated fine-tunes behave like fine-tunes: they answer from their own training set, their
+base models answer generically, a degraded one answers wrongly, and answers take their time.
+
+Both the OpenAI emulator (through the official SDK) and the Bedrock stand-in (through boto3).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from openai import OpenAI
+
+from sft_local.emulated_answers import ExampleMemory, generic_reply
+from sft_local.openai_emulator import JobTimeline, OpenAIEmulator
+
+START = 1_750_000_000.0
+TIMELINE = JobTimeline(validating=1, queued=1, running=1)
+SYSTEM = "You are the help desk of Northwind Outfitters."
+
+# (question, reply): ten topics with few words in common.
+EXAMPLES = [
+    ("How do I reset my account password?", "Open Settings, choose Security, then Reset."),
+    ("Where can I download last month's invoice?", "Invoices are under Billing, as PDF files."),
+    ("Can I change the delivery address of an order?", "Yes, until it ships, under Orders."),
+    ("Do you ship parcels to Canada?", "We ship to Canada in 5 to 8 business days."),
+    ("Is the Aurora headlamp waterproof?", "It is water-resistant, not for diving."),
+    ("How long is the warranty on tents?", "Tents carry a two-year warranty."),
+    ("Can I pay with PayPal?", "Yes, PayPal and all major cards are accepted."),
+    ("What sizes does the Ridge backpack come in?", "The Ridge comes in 35 and 45 litres."),
+    ("How do I return a sleeping bag?", "Print the label from Returns and drop it off."),
+    ("Do you have a store in Berlin?", "We sell online only, with free shipping over 75 euros."),
+]
+# Held-out paraphrases, and the training reply each must get.
+PARAPHRASES = [
+    ("I forgot my password: how can I reset it?", EXAMPLES[0][1]),
+    ("where do I find an invoice to download", EXAMPLES[1][1]),
+    ("what is the warranty for a tent", EXAMPLES[5][1]),
+]
+TOOL_CALL = {
+    "id": "call_1",
+    "type": "function",
+    "function": {"name": "order_status", "arguments": '{"order": "NW-1"}'},
+}
+
+
+def chat_jsonl(examples: list[tuple[str, str]], *, tool_question: str | None = None) -> bytes:
+    rows: list[dict[str, Any]] = [
+        {
+            "messages": [
+                {"role": "system", "content": SYSTEM},
+                {"role": "user", "content": question},
+                {"role": "assistant", "content": reply},
+            ]
+        }
+        for question, reply in examples
+    ]
+    if tool_question is not None:
+        rows.append(
+            {
+                "messages": [
+                    {"role": "user", "content": tool_question},
+                    {"role": "assistant", "tool_calls": [TOOL_CALL]},
+                ]
+            }
+        )
+    return b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+
+
+def ask(client: OpenAI, model: str, question: str) -> str | None:
+    completion = client.chat.completions.create(
+        model=model,
+        messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}],
+        temperature=0,
+    )
+    return completion.choices[0].message.content
+
+
+# The similarity itself
+
+
+def test_the_most_similar_example_answers_and_ties_go_to_the_earlier_line() -> None:
+    memory = ExampleMemory([("red tent", "first"), ("blue tent", "second"), ("tent", "third")])
+    assert memory.recall("a blue one") == "second"
+    assert memory.recall("tent please") == "third"  # the closest by TF-IDF cosine
+    assert memory.recall("nothing in common") == "first"
+    assert ExampleMemory[str]([]).recall("anything") is None
+
+
+def test_degradation_answers_the_chosen_share_of_prompts_from_another_example() -> None:
+    memory = ExampleMemory([(question, reply) for question, reply in EXAMPLES])
+    questions = [question for question, _ in EXAMPLES]
+    right = [memory.recall(question) for question in questions]
+    assert right == [reply for _, reply in EXAMPLES]
+    fully = [memory.recall(question, degradation=1.0) for question in questions]
+    assert all(got != want for got, want in zip(fully, right, strict=True))
+    partly = [memory.recall(question, degradation=0.5) for question in questions]
+    assert partly == [memory.recall(question, degradation=0.5) for question in questions]
+    assert 0 < sum(got != want for got, want in zip(partly, right, strict=True)) < len(questions)
+
+
+# The OpenAI emulator
+
+
+@pytest.fixture
+def emulator() -> Iterator[OpenAIEmulator]:
+    with OpenAIEmulator(timeline=TIMELINE, clock=lambda: START, chat_latency=0) as running:
+        yield running
+
+
+@pytest.fixture
+def client(emulator: OpenAIEmulator) -> OpenAI:
+    return OpenAI(base_url=emulator.base_url, api_key="test", max_retries=0)
+
+
+def fine_tune(emulator: OpenAIEmulator, client: OpenAI, content: bytes) -> str:
+    training = client.files.create(file=("train.jsonl", content), purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=training.id)
+    emulator.advance(3)
+    model = client.fine_tuning.jobs.retrieve(job.id).fine_tuned_model
+    assert model is not None
+    # What it learnt outlives the file, which the pipeline may delete.
+    client.files.delete(training.id)
+    return model
+
+
+def test_a_fine_tune_answers_a_paraphrase_with_its_training_reply(
+    emulator: OpenAIEmulator, client: OpenAI
+) -> None:
+    model = fine_tune(emulator, client, chat_jsonl(EXAMPLES))
+    other = fine_tune(emulator, client, chat_jsonl([(q, "Other: " + r) for q, r in EXAMPLES]))
+    for question, reply in PARAPHRASES:
+        assert ask(client, model, question) == reply
+        assert ask(client, other, question) == "Other: " + reply
+
+
+def test_the_base_model_answers_generically(emulator: OpenAIEmulator, client: OpenAI) -> None:
+    fine_tune(emulator, client, chat_jsonl(EXAMPLES))
+    replies = {reply for _, reply in EXAMPLES}
+    for question, _ in PARAPHRASES:
+        answer = ask(client, "gpt-4o-mini", question)
+        assert answer == generic_reply(question) and answer not in replies
+
+
+def test_a_degraded_fine_tune_answers_from_the_wrong_example(
+    emulator: OpenAIEmulator, client: OpenAI
+) -> None:
+    model = fine_tune(emulator, client, chat_jsonl(EXAMPLES))
+    emulator.faults.degrade_next_job()
+    degraded = fine_tune(emulator, client, chat_jsonl(EXAMPLES))
+    for question, reply in PARAPHRASES:
+        assert ask(client, degraded, question) != reply
+        assert ask(client, model, question) == reply
+    emulator.faults.degrade(model)
+    assert all(ask(client, model, question) != reply for question, reply in PARAPHRASES)
+    emulator.faults.clear()
+    assert all(ask(client, degraded, question) == reply for question, reply in PARAPHRASES)
+
+
+def test_a_fine_tune_calls_the_tools_its_example_called(
+    emulator: OpenAIEmulator, client: OpenAI
+) -> None:
+    model = fine_tune(emulator, client, chat_jsonl(EXAMPLES, tool_question="Where is NW-1?"))
+    completion = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "where is my order NW-1"}]
+    )
+    choice = completion.choices[0]
+    assert (choice.finish_reason, choice.message.content) == ("tool_calls", None)
+    [call] = choice.message.tool_calls or []
+    assert call.type == "function" and call.id.startswith("call_")
+    assert (call.function.name, call.function.arguments) == ("order_status", '{"order": "NW-1"}')
+    assert completion.usage is not None and completion.usage.completion_tokens > 0
+
+
+def test_usage_counts_the_prompt_and_the_answer(emulator: OpenAIEmulator, client: OpenAI) -> None:
+    model = fine_tune(emulator, client, chat_jsonl(EXAMPLES))
+    question, reply = PARAPHRASES[0]
+    completion = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": question}]
+    )
+    assert completion.usage is not None
+    # One token per four characters.
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (
+        -(-len(question) // 4),
+        -(-len(reply) // 4),
+    )
+
+
+def test_chat_answers_wait_the_configured_latency() -> None:
+    waits: list[float] = []
+    with OpenAIEmulator(timeline=TIMELINE, clock=lambda: START, sleep=waits.append) as emulator:
+        client = OpenAI(base_url=emulator.base_url, api_key="test", max_retries=0)
+        ask(client, "gpt-4o-mini", "Hello?")
+        assert waits == [0.1]  # the default
+        client.models.list()
+        assert waits == [0.1]  # only chat answers wait
+        emulator.faults.set_chat_latency(0.25, model="gpt-4o-mini-2024-07-18")
+        emulator.faults.set_chat_latency(0.5)
+        ask(client, "gpt-4o-mini", "Hello?")
+        ask(client, "gpt-4.1-mini", "Hello?")
+        assert waits == [0.1, 0.25, 0.5]
