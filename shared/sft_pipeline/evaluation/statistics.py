@@ -63,8 +63,11 @@ def mean_interval(
     tail = (1 - confidence) / 2
     low = means[max(0, math.floor(tail * resamples))]
     high = means[min(resamples - 1, math.ceil((1 - tail) * resamples) - 1)]
-    # Rounding in the resampled sums must never leave the mean outside its own interval.
-    return Interval(mean=mean, low=min(low, mean), high=max(high, mean), n=n)
+    # Rounding in the resampled sums must never put the interval outside the scores or
+    # leave the mean outside its own interval.
+    return Interval(
+        mean=mean, low=max(min(low, mean), min(values)), high=min(max(high, mean), max(values)), n=n
+    )
 
 
 def compare(
