@@ -9,6 +9,11 @@ stack (``--stack``) or a registry table (``--table``). A key is printed once, at
 creation; only its hash is stored, and nothing ever prints the hash.
 Exit status: 0 done, 1 no such key, 2 bad usage or AWS unreachable.
 
+``sft eval HELDOUT --model ft:...`` evaluates a fine-tune against its base model (zero-shot
+and few-shot) and optionally a champion through any OpenAI-compatible endpoint, and prints
+the score table. Exit status: 0 done (with --min-improvement: the fine-tune passed the gate),
+1 it did not pass the gate, 2 bad usage, an unreadable file or an endpoint that answered nothing.
+
 Other packages add commands through the ``sft.commands`` entry points (the local stack adds
 ``sft local``), so this package, shipped in the Lambda layer, never imports them.
 """
@@ -17,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO, get_args
@@ -36,7 +43,11 @@ from sft_pipeline.api_keys import (
     looks_like_key,
     new_key,
 )
+from sft_pipeline.cli import eval_command
 from sft_pipeline.cli.sources import SourceError, open_source
+from sft_pipeline.evaluation.gate import GatePolicy
+from sft_pipeline.evaluation.graders import GRADERS
+from sft_pipeline.evaluation.runner import EvaluationError, evaluate
 from sft_pipeline.validation import DataSource, ValidationOptions, ValidationReport, validate
 from sft_pipeline.validation.progress import ProgressBar
 from sft_pipeline.validation.render import render_text
@@ -51,6 +62,7 @@ EXIT_INVALID = 1
 EXIT_UNUSABLE = 2
 EXIT_OK = 0
 EXIT_NOT_FOUND = 1
+EXIT_GATE_FAILED = 1
 # Each entry point is a function that adds its commands to the subparsers it is given; a
 # command's parser sets ``run_command``, which gets the parsed arguments and returns the status.
 COMMAND_ENTRY_POINTS = "sft.commands"
@@ -109,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     check.add_argument("--no-progress", action="store_true", help="never show the progress bar")
     _add_keys_commands(commands)
+    _add_eval_command(commands)
     for entry in sorted(entry_points(group=COMMAND_ENTRY_POINTS), key=lambda entry: entry.name):
         entry.load()(commands)
     return parser
@@ -169,6 +182,114 @@ def _run(
 def _first_error_line(exc: ValueError) -> str:
     lines = str(exc).splitlines()
     return " ".join(line.strip() for line in lines[1:3]) if len(lines) > 1 else str(exc)
+
+
+# ------------------------------------------------------------------ sft eval
+
+
+def _add_eval_command(commands: Any) -> None:
+    command = commands.add_parser(
+        "eval",
+        help="evaluate a fine-tune against its base model and a few-shot prompt",
+        description="Ask the fine-tune, its base model (zero-shot, and few-shot with "
+        "--few-shot) and a --champion every held-out prompt at temperature 0, grade the "
+        "answers against the references and compare them with 95% bootstrap intervals. "
+        "Exit 0 done (with --min-improvement: the gate passed), 1 the gate did not pass, "
+        "2 unusable input.",
+    )
+    command.add_argument("file", metavar="HELDOUT", help="held-out chat JSONL: path or s3://")
+    command.add_argument("--model", required=True, help="the fine-tune to evaluate (ft:...)")
+    command.add_argument(
+        "--baseline",
+        metavar="MODEL",
+        help="its base model (default: the one an ft: model id names)",
+    )
+    command.add_argument(
+        "--few-shot", metavar="TRAIN", help="training JSONL the few-shot prompt draws examples from"
+    )
+    command.add_argument(
+        "--k", type=_positive, default=5, help="few-shot examples (default %(default)s)"
+    )
+    command.add_argument("--champion", metavar="MODEL", help="the model the fine-tune must beat")
+    command.add_argument("--judge", metavar="MODEL", help="also ask MODEL which answer is better")
+    command.add_argument(
+        "--graders",
+        type=eval_command.parse_graders,
+        metavar="A,B",
+        help=f"graders, the first one scores (default: picked from the data): {', '.join(GRADERS)}",
+    )
+    command.add_argument("--seed", type=int, default=0, help="sampling and bootstrap seed")
+    command.add_argument(
+        "--concurrency", type=_positive, default=8, help="requests in flight (default %(default)s)"
+    )
+    command.add_argument(
+        "--min-improvement",
+        type=_improvement,
+        metavar="X",
+        help="exit 1 unless the fine-tune beats the champion (or base) by more than X, "
+        "significantly",
+    )
+    command.add_argument("--json", action="store_true", help="print the summary as JSON")
+    command.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
+    command.add_argument(
+        "--answers-out", metavar="FILE", help="write every answer and its scores as JSONL"
+    )
+    command.add_argument("--base-url", help="endpoint (default: OPENAI_BASE_URL, else OpenAI)")
+    command.add_argument("--api-key", help="key (default: OPENAI_API_KEY)")
+    command.add_argument("--no-progress", action="store_true", help="never show the progress bar")
+    command.set_defaults(run_command=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    baseline = args.baseline or eval_command.base_of(args.model)
+    if baseline is None:
+        return fail(f"--baseline is needed: {args.model!r} does not name its base model")
+    try:
+        examples = eval_command.read_held_out(args.file)
+        contenders = eval_command.contenders_for(args, baseline)
+        chat = eval_command.openai_chat(args.base_url, args.api_key)
+    except (SourceError, eval_command.EvalInputError) as error:
+        return fail(str(error))
+    policy = GatePolicy(alias=args.model, min_improvement=args.min_improvement or 0.0)
+    try:
+        with ExitStack() as stack:
+            evaluation = evaluate(
+                examples,
+                contenders,
+                chat=chat,
+                graders=args.graders,
+                judge=args.judge,
+                policy=policy,
+                seed=args.seed,
+                concurrency=args.concurrency,
+                on_progress=None if args.no_progress else eval_command.progress_bar(stack),
+            )
+    except EvaluationError as error:
+        return fail(str(error))
+    eval_command.write_outputs(args, evaluation, examples, baseline)
+    if args.json:
+        sys.stdout.write(evaluation.summary.model_dump_json(indent=2) + "\n")
+    else:
+        sys.stdout.write(eval_command.render_table(evaluation))
+    eval_command.warn_failures(evaluation)
+    decision = evaluation.summary.decision
+    if args.min_improvement is not None and not (decision and decision.promote):
+        return EXIT_GATE_FAILED
+    return EXIT_OK
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be at least 1")
+    return number
+
+
+def _improvement(value: str) -> float:
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise argparse.ArgumentTypeError(f"{value}: must be a finite number >= 0")
+    return number
 
 
 # ------------------------------------------------------------------ sft keys
