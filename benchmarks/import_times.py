@@ -3,7 +3,9 @@
 For every handler, fresh child processes import its ``app`` module the way the
 Lambda runtime does (the function folder first on sys.path, then ``import app``),
 with the environment template.yaml gives the function (fake ARNs and names,
-parameter defaults, AWS_DEFAULT_REGION=us-east-1). Per handler it reports:
+parameter defaults, AWS_DEFAULT_REGION=us-east-1) and the variables by which libraries
+know they run in Lambda (LAMBDA_TASK_ROOT: the X-Ray tracer is on, as deployed, and
+skips the sampler it builds elsewhere). Per handler it reports:
 
 - the cumulative import time of ``app`` from ``python -X importtime``;
 - the wall time of ``import app`` measured with time.perf_counter;
@@ -62,7 +64,7 @@ class Figures:
     heaviest: list[tuple[str, float]] = field(default_factory=list)
 
 
-def child_env(function_env: dict[str, str]) -> dict[str, str]:
+def child_env(folder: Path, function_env: dict[str, str]) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
@@ -75,6 +77,7 @@ def child_env(function_env: dict[str, str]) -> dict[str, str]:
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_LAMBDA_FUNCTION_NAME": "bench",
+            "LAMBDA_TASK_ROOT": str(folder),
         }
     )
     # Compiled bytecode is kept, as in a deployment package: later runs measure imports only.
@@ -166,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results = []
     for folder in folders:
-        env = child_env(environments.get(folder.name, {}))
+        env = child_env(folder, environments.get(folder.name, {}))
         results.append(measure(args.python, folder, env, args.repeat, args.top))
 
     header = ("handler", "importtime ms", "wall ms", "modules", "openai", "boto3")

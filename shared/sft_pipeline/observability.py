@@ -21,7 +21,9 @@ SERVICE = "sft-pipeline"
 NAMESPACE = "SftPipeline"
 
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
+# Only the AWS SDK is patched: its calls are most of what the functions wait for, and
+# patching every library X-Ray knows would import them all at cold start.
+tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
 
 
 class Metric(StrEnum):
