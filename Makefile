@@ -26,7 +26,7 @@ NODE_DIR   := .tools
 NODE_STAMP := $(NODE_DIR)/node_modules/.installed
 
 .PHONY: setup test unit integration e2e lint typecheck demo bench bench-imports clean \
-	sam-tools sam-validate sam-build node-tools checkov-tools checkov
+	sam-tools sam-validate sam-build node-tools checkov-tools checkov browser-tools
 
 # The steps of `make test` run in the order they are listed, also under -j.
 .NOTPARALLEL:
@@ -46,14 +46,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint typecheck sam-validate checkov sam-build $(NODE_STAMP)
+test: $(STAMP) lint typecheck sam-validate checkov sam-build $(NODE_STAMP) browser-tools
 	$(BIN)/pytest -q
 
 # One layer of the suite at a time (markers set by tests/conftest.py from each test's folder).
 unit: $(STAMP)
 	$(BIN)/pytest -q -m unit
 
-integration: $(STAMP) $(NODE_STAMP)
+integration: $(STAMP) $(NODE_STAMP) browser-tools
 	$(BIN)/pytest -q -m integration
 
 e2e: $(STAMP)
@@ -125,6 +125,18 @@ $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 	touch $(NODE_STAMP)
 
 node-tools: $(NODE_STAMP)
+
+# ------------------------------------------------------------------ Browser
+
+# The model card test opens its page in headless Chromium: Debian's package, installed when
+# missing (as root, or through sudo).
+browser-tools:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "chromium not found: installing Debian's chromium"; \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	}
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(NODE_DIR)/node_modules .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from html import escape
 from xml.etree import ElementTree
 
 from sft_pipeline.evaluation.answers import Answer, EvalExample, ToolCall
@@ -94,7 +95,10 @@ def test_the_page_loads_nothing_from_anywhere_and_escapes_every_text() -> None:
 
 
 def test_the_page_shows_the_facts_lineage_decision_and_examples() -> None:
-    page = report_html(summary(), facts())
+    result = summary()
+    page = report_html(result, facts())
+    assert result.decision is not None
+    assert f'<p class="decision">{escape(result.decision.reason)}</p>' in page
     for text in (
         "Model card: ft:gpt-4o-mini:org::abc",
         "gpt-4o-mini-2024-07-18",
@@ -105,7 +109,6 @@ def test_the_page_shows_the_facts_lineage_decision_and_examples() -> None:
         "sft-uploads",
         "training/support.jsonl",
         "ab" * 32,
-        "promoted: +0.60 over the base model",
         "10 held-out examples",
         "1,200/80",
         "0.0012",
@@ -166,7 +169,9 @@ def test_the_markdown_card_has_the_tables_and_keeps_the_data_from_breaking_them(
     assert text.startswith("# Model card: ft:gpt-4o-mini:org::abc\n")
     assert "| contender | model | score | 95% interval | candidate W/T/L |" in text
     assert "| base | gpt-4o-mini | 0.200 |" in text
-    assert "promoted: +0.60 over the base model" in text
+    decision = summary().decision
+    assert decision is not None
+    assert f"\n{decision.reason}\n" in text
     assert "Final train loss 0.5 at step 3; valid loss 0.9 at step 3." in text
     assert "Where is \\| my order?" in text
     assert "<script>" not in text

@@ -170,10 +170,10 @@ def _lineage_html(lineage: Sequence[FileLineage]) -> str:
         return ""
     head = "<tr><th>File</th><th>Bucket</th><th>Key</th><th>Version</th><th>SHA-256</th></tr>"
     body = "".join(
-        "<tr>"
+        f"<tr><th>{_e(item.role)}</th>"
         + "".join(
             f"<td><code>{_e(cell or '-')}</code></td>"
-            for cell in (item.role, item.bucket, item.key, item.version, item.sha256)
+            for cell in (item.bucket, item.key, item.version, item.sha256)
         )
         + "</tr>"
         for item in lineage
