@@ -86,6 +86,7 @@ class LocalStack:
             write_object=_write_s3,
             timeline=bedrock_timeline
             or BedrockTimeline(training=1.0, validating=0.2, stopping=0.2, deploying=0.3),
+            chat_latency=chat_latency,
         )
         self._parameter_overrides = {**LOCAL_PARAMETERS, **(parameters or {})}
         self._function_logs = function_logs

@@ -139,6 +139,7 @@ def standin(storage: dict[str, bytes]) -> Iterator[BedrockStandIn]:
         write_object=storage.__setitem__,
         timeline=TIMELINE,
         clock=lambda: START,
+        chat_latency=0,
     ) as running:
         yield running
 
@@ -650,7 +651,7 @@ def test_unknown_deployments_are_not_found(bedrock: Any) -> None:
 # Converse
 
 
-def test_converse_echoes_the_latest_user_message(
+def test_converse_answers_with_the_closest_training_reply(
     bedrock: Any, runtime: Any, standin: BedrockStandIn
 ) -> None:
     arn = active_deployment(bedrock, standin)
@@ -661,55 +662,45 @@ def test_converse_echoes_the_latest_user_message(
         messages=[
             {"role": "user", "content": [{"text": "Hello"}]},
             {"role": "assistant", "content": [{"text": "Hi! How can I help?"}]},
-            {"role": "user", "content": [{"text": "Which tent for two?"}]},
+            {"role": "user", "content": [{"text": "Which tent suits trip 7?"}]},
         ],
     )
 
     assert response["output"]["message"] == {
         "role": "assistant",
-        "content": [{"text": f"[{arn[-12:]}] Which tent for two?"}],
+        "content": [{"text": "The two-person tent suits trip 7."}],
     }
     assert response["stopReason"] == "end_turn"
     # One token per four characters, at least one per block.
-    assert response["usage"] == {"inputTokens": 4 + 2 + 5 + 5, "outputTokens": 9, "totalTokens": 25}
-    assert response["metrics"]["latencyMs"] >= 0
+    assert response["usage"] == {"inputTokens": 4 + 2 + 5 + 6, "outputTokens": 9, "totalTokens": 26}
+    assert response["metrics"]["latencyMs"] == 0
 
 
-def test_converse_calls_the_first_tool_when_asked(
-    bedrock: Any, runtime: Any, standin: BedrockStandIn
+def test_converse_calls_the_tool_its_training_example_called(
+    bedrock: Any, runtime: Any, standin: BedrockStandIn, storage: dict[str, bytes]
 ) -> None:
+    tool_use = {"toolUseId": "tooluse_1", "name": "find_tent", "input": {"region": "Alps"}}
+    calling = {
+        "schemaVersion": "bedrock-conversation-2024",
+        "messages": [
+            {"role": "user", "content": [{"text": "Find me a tent for the Alps"}]},
+            {"role": "assistant", "content": [{"toolUse": tool_use}]},
+        ],
+    }
+    storage[TRAINING_URI] = jsonl([record(i) for i in range(10)] + [calling])
     arn = active_deployment(bedrock, standin)
-    question = {"role": "user", "content": [{"text": "use tool to find a tent"}]}
+    question = {"role": "user", "content": [{"text": "a tent for a week in the Alps?"}]}
 
     call = runtime.converse(modelId=arn, messages=[question], toolConfig=TOOL_CONFIG)
 
     assert call["stopReason"] == "tool_use"
     (block,) = call["output"]["message"]["content"]
-    assert block["toolUse"]["name"] == "find_tent"
-    assert block["toolUse"]["input"] == {}
-    assert block["toolUse"]["toolUseId"].startswith("tooluse_")
-
-    result = {
-        "role": "user",
-        "content": [
-            {
-                "toolResult": {
-                    "toolUseId": block["toolUse"]["toolUseId"],
-                    "content": [{"text": "Trail Dome 2"}],
-                }
-            }
-        ],
-    }
-    answer = runtime.converse(
-        modelId=arn, messages=[question, call["output"]["message"], result], toolConfig=TOOL_CONFIG
+    assert (block["toolUse"]["name"], block["toolUse"]["input"]) == (
+        "find_tent",
+        {"region": "Alps"},
     )
-    assert answer["stopReason"] == "end_turn"
-    assert answer["output"]["message"]["content"] == [{"text": f"[{arn[-12:]}] Trail Dome 2"}]
-
-    untooled = runtime.converse(modelId=arn, messages=[question])
-    assert untooled["output"]["message"]["content"] == [
-        {"text": f"[{arn[-12:]}] use tool to find a tent"}
-    ]
+    assert block["toolUse"]["toolUseId"].startswith("tooluse_")
+    assert block["toolUse"]["toolUseId"] != "tooluse_1"
 
 
 def test_converse_stops_at_max_tokens(bedrock: Any, runtime: Any, standin: BedrockStandIn) -> None:
@@ -717,12 +708,12 @@ def test_converse_stops_at_max_tokens(bedrock: Any, runtime: Any, standin: Bedro
 
     response = runtime.converse(
         modelId=arn,
-        messages=[{"role": "user", "content": [{"text": "Tell me everything about tents."}]}],
+        messages=[{"role": "user", "content": [{"text": "Which tent suits trip 3?"}]}],
         inferenceConfig={"maxTokens": 4},
     )
 
     assert response["stopReason"] == "max_tokens"
-    assert response["output"]["message"]["content"] == [{"text": f"[{arn[-12:]}] T"}]
+    assert response["output"]["message"]["content"] == [{"text": "The two-person t"}]
     assert response["usage"]["outputTokens"] == 4
 
 
@@ -739,8 +730,9 @@ def test_converse_refuses_deployments_that_are_not_active(
         runtime.converse(modelId=arn, messages=messages)
     with pytest.raises(runtime.exceptions.ResourceNotFoundException):
         runtime.converse(modelId=arn[:-12] + "abcdefabcdef", messages=messages)
+    # The fine-tuning ID of a base model is not one it is invoked on demand by.
     with pytest.raises(runtime.exceptions.ValidationException, match="cannot be invoked on demand"):
-        runtime.converse(modelId="amazon.nova-micro-v1:0", messages=messages)
+        runtime.converse(modelId="amazon.nova-micro-v1:0:128k", messages=messages)
 
 
 @pytest.mark.parametrize(

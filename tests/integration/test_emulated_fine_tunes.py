@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from openai import OpenAI
 
+from sft_local.bedrock_standin import BedrockStandIn, BedrockTimeline
 from sft_local.emulated_answers import ExampleMemory, generic_reply
 from sft_local.openai_emulator import JobTimeline, OpenAIEmulator
+from tests.integration.test_bedrock_standin import client as boto_client
 
 START = 1_750_000_000.0
 TIMELINE = JobTimeline(validating=1, queued=1, running=1)
@@ -200,4 +203,146 @@ def test_chat_answers_wait_the_configured_latency() -> None:
         emulator.faults.set_chat_latency(0.5)
         ask(client, "gpt-4o-mini", "Hello?")
         ask(client, "gpt-4.1-mini", "Hello?")
+        assert waits == [0.1, 0.25, 0.5]
+
+
+# The Bedrock stand-in
+
+BEDROCK_TIMELINE = BedrockTimeline(training=2, validating=1, stopping=1, deploying=1)
+NOVA = "amazon.nova-micro-v1:0:128k"
+
+
+def nova_jsonl(examples: list[tuple[str, str]]) -> bytes:
+    rows = (
+        {
+            "schemaVersion": "bedrock-conversation-2024",
+            "system": [{"text": SYSTEM}],
+            "messages": [
+                {"role": "user", "content": [{"text": question}]},
+                {"role": "assistant", "content": [{"text": reply}]},
+            ],
+        }
+        for question, reply in examples
+    )
+    return b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+
+
+@dataclass
+class Bedrock:
+    standin: BedrockStandIn
+    storage: dict[str, bytes]
+    control: Any
+    runtime: Any
+
+    def deploy(self, content: bytes) -> tuple[str, str]:
+        """A custom model trained on ``content``: its model ARN and its deployment's ARN."""
+        name = f"job-{len(self.storage)}"
+        self.storage[f"s3://data/{name}.jsonl"] = content
+        self.control.create_model_customization_job(
+            jobName=name,
+            customModelName=name,
+            roleArn="arn:aws:iam::123456789012:role/bedrock",
+            baseModelIdentifier=NOVA,
+            trainingDataConfig={"s3Uri": f"s3://data/{name}.jsonl"},
+            outputDataConfig={"s3Uri": "s3://data/out/"},
+        )
+        self.standin.advance(BEDROCK_TIMELINE.training)
+        job = self.control.get_model_customization_job(jobIdentifier=name)
+        deployment = self.control.create_custom_model_deployment(
+            modelDeploymentName=name, modelArn=job["outputModelArn"]
+        )["customModelDeploymentArn"]
+        self.standin.advance(BEDROCK_TIMELINE.deploying)
+        return job["outputModelArn"], deployment
+
+    def ask(self, model_id: str, question: str) -> str:
+        response = self.runtime.converse(
+            modelId=model_id,
+            system=[{"text": SYSTEM}],
+            messages=[{"role": "user", "content": [{"text": question}]}],
+            inferenceConfig={"temperature": 0},
+        )
+        [block] = response["output"]["message"]["content"]
+        text: str = block["text"]
+        return text
+
+
+def bedrock_of(standin: BedrockStandIn, storage: dict[str, bytes]) -> Bedrock:
+    return Bedrock(
+        standin, storage, boto_client("bedrock", standin), boto_client("bedrock-runtime", standin)
+    )
+
+
+@pytest.fixture
+def bedrock() -> Iterator[Bedrock]:
+    storage: dict[str, bytes] = {}
+    with BedrockStandIn(
+        read_object=storage.__getitem__,
+        write_object=storage.__setitem__,
+        timeline=BEDROCK_TIMELINE,
+        clock=lambda: START,
+        chat_latency=0,
+    ) as standin:
+        yield bedrock_of(standin, storage)
+
+
+def test_a_custom_model_answers_a_paraphrase_with_its_training_reply(bedrock: Bedrock) -> None:
+    _, deployment = bedrock.deploy(nova_jsonl(EXAMPLES))
+    _, other = bedrock.deploy(nova_jsonl([(q, "Other: " + r) for q, r in EXAMPLES]))
+    for question, reply in PARAPHRASES:
+        assert bedrock.ask(deployment, question) == reply
+        assert bedrock.ask(other, question) == "Other: " + reply
+
+
+@pytest.mark.parametrize(
+    "model_id",
+    [
+        "amazon.nova-micro-v1:0",
+        "us.amazon.nova-micro-v1:0",
+        "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v1:0",
+    ],
+)
+def test_a_base_model_on_demand_answers_generically(bedrock: Bedrock, model_id: str) -> None:
+    bedrock.deploy(nova_jsonl(EXAMPLES))
+    replies = {reply for _, reply in EXAMPLES}
+    for question, _ in PARAPHRASES:
+        answer = bedrock.ask(model_id, question)
+        assert answer == generic_reply(question) and answer not in replies
+
+
+def test_a_degraded_custom_model_answers_from_the_wrong_example(bedrock: Bedrock) -> None:
+    model, deployment = bedrock.deploy(nova_jsonl(EXAMPLES))
+    bedrock.standin.faults.degrade_next_job()
+    _, degraded = bedrock.deploy(nova_jsonl(EXAMPLES))
+    for question, reply in PARAPHRASES:
+        assert bedrock.ask(degraded, question) != reply
+        assert bedrock.ask(deployment, question) == reply
+    # Named by its custom model ARN, as the registry knows it.
+    bedrock.standin.faults.degrade(model)
+    assert all(bedrock.ask(deployment, question) != reply for question, reply in PARAPHRASES)
+    bedrock.standin.faults.clear()
+    assert all(bedrock.ask(degraded, question) == reply for question, reply in PARAPHRASES)
+
+
+def test_converse_answers_wait_the_configured_latency() -> None:
+    waits: list[float] = []
+    storage: dict[str, bytes] = {}
+    with BedrockStandIn(
+        read_object=storage.__getitem__,
+        write_object=storage.__setitem__,
+        timeline=BEDROCK_TIMELINE,
+        clock=lambda: START,
+        sleep=waits.append,
+    ) as standin:
+        bedrock = bedrock_of(standin, storage)
+        model, deployment = bedrock.deploy(nova_jsonl(EXAMPLES))
+        assert waits == []  # only model answers wait
+        response = bedrock.runtime.converse(
+            modelId=deployment, messages=[{"role": "user", "content": [{"text": "Hello?"}]}]
+        )
+        assert waits == [0.1]  # the default
+        assert response["metrics"]["latencyMs"] == 100
+        standin.faults.set_chat_latency(0.25, model=model)
+        standin.faults.set_chat_latency(0.5)
+        bedrock.ask(deployment, "Hello?")
+        bedrock.ask("amazon.nova-micro-v1:0", "Hello?")
         assert waits == [0.1, 0.25, 0.5]

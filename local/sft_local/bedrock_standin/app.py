@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -72,9 +71,20 @@ class ApiResponse:
 
 
 @dataclass(frozen=True)
+class Delayed:
+    """An answer to send once ``seconds`` have passed, as a model's takes its time."""
+
+    response: BaseModel
+    seconds: float
+
+
+Handler = Callable[[Params], BaseModel | Delayed]
+
+
+@dataclass(frozen=True)
 class Operation:
     model: OperationModel
-    handler: Callable[[Params], BaseModel]
+    handler: Handler
 
     @property
     def name(self) -> str:
@@ -84,12 +94,15 @@ class Operation:
 class StandInApp:
     """Bedrock's model customization, deployment and Converse operations."""
 
-    def __init__(self, state: StandInState) -> None:
+    def __init__(
+        self, state: StandInState, *, chat_latency: float, sleep: Callable[[float], object]
+    ) -> None:
         self.state = state
+        self._sleep = sleep
         self._state_lock = threading.Lock()
         self._log_lock = threading.Lock()
         self._log: list[RecordedRequest] = []
-        handlers: dict[tuple[ServiceName, str], Callable[[Params], BaseModel]] = {
+        handlers: dict[tuple[ServiceName, str], Handler] = {
             ("bedrock", "CreateModelCustomizationJob"): self._create_job,
             ("bedrock", "GetModelCustomizationJob"): self._get_job,
             ("bedrock", "StopModelCustomizationJob"): self._stop_job,
@@ -102,7 +115,9 @@ class StandInApp:
             Operation(operation_model(service, name), handler)
             for (service, name), handler in handlers.items()
         )
-        self.faults = BedrockFaults(operation.name for operation in self.operations)
+        self.faults = BedrockFaults(
+            (operation.name for operation in self.operations), chat_latency=chat_latency
+        )
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -167,6 +182,10 @@ class StandInApp:
         with self._state_lock:
             self.state.catch_up()
             result = operation.handler(params)
+        if isinstance(result, Delayed):
+            # Outside the state lock, so answers in flight overlap as a real service's do.
+            self._sleep(result.seconds)
+            result = result.response
         status = int(operation.model.http.get("responseCode", 200))
         return ApiResponse(status, result.model_dump_json(exclude_none=True).encode())
 
@@ -175,6 +194,7 @@ class StandInApp:
     def _create_job(self, params: Params) -> BaseModel:
         request = parse(CreateModelCustomizationJobRequest, params)
         job_arn = self.state.create_job(request, self.faults.take_job_failure)
+        self.faults.job_created(self.state.get_job(job_arn).model_arn)
         return CreateModelCustomizationJobResponse(job_arn=job_arn)
 
     def _get_job(self, params: Params) -> BaseModel:
@@ -200,9 +220,15 @@ class StandInApp:
 
     # Runtime
 
-    def _converse(self, params: Params) -> BaseModel:
-        started = time.perf_counter()
+    def _converse(self, params: Params) -> Delayed:
+        """A custom model answers from its training data, a base model generically."""
         request = parse(ConverseRequest, params)
-        deployment = self.state.deployment_for_inference(request.model_id)
-        latency_ms = round((time.perf_counter() - started) * 1000)
-        return answer(deployment.resource_id, request, latency_ms=latency_ms)
+        names, memory = self.state.model_for_inference(request.model_id)
+        latency = self.faults.chat_latency(*names)
+        response = answer(
+            request,
+            memory,
+            degradation=self.faults.degradation(*names),
+            latency_ms=round(latency * 1000),
+        )
+        return Delayed(response, latency)

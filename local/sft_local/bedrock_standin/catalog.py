@@ -46,6 +46,8 @@ NOVA_HYPERPARAMETERS = {
     "learningRateWarmupSteps": HyperparameterRange(integer=True, low=0, high=100),
 }
 DEFAULT_EPOCH_COUNT = 2
+# Cross-region inference profiles put a geography before the model ID.
+INFERENCE_PROFILE_PREFIXES = ("us.", "eu.", "apac.", "global.")
 
 
 def base_model_id(identifier: str, region: str) -> str:
@@ -58,6 +60,19 @@ def base_model_id(identifier: str, region: str) -> str:
             f"Use one of: {', '.join(FINE_TUNABLE_BASE_MODELS)}."
         )
     return model_id
+
+
+def on_demand_model_id(identifier: str, region: str) -> str | None:
+    """The base model a Converse ``modelId`` invokes on demand, or None when it names none.
+
+    That is a fine-tunable model's inference ID (without the context suffix), its
+    foundation-model ARN or an inference profile of it.
+    """
+    model_id = identifier.removeprefix(f"arn:aws:bedrock:{region}::foundation-model/")
+    for prefix in INFERENCE_PROFILE_PREFIXES:
+        model_id = model_id.removeprefix(prefix)
+    inference_ids = {model.rpartition(":")[0] for model in FINE_TUNABLE_BASE_MODELS}
+    return model_id if model_id in inference_ids else None
 
 
 def check_hyperparameters(hyperparameters: Mapping[str, str]) -> None:

@@ -1,18 +1,15 @@
-"""Converse answers from a custom model deployment, deterministic so tests can assert on them.
+"""Converse answers: a custom model answers from its training data, a base model generically.
 
-The answer to a conversation is ``[<deployment id>] <text>``, where the text is
-that of the latest user message (for a message answering a tool call, the tool
-results' text) and the deployment id is the 12 characters that end the
-deployment ARN. With a ``toolConfig``, a latest user message starting with
-``use tool`` is answered with a call of the first tool, with ``{}`` as its
-input. ``inferenceConfig.maxTokens`` cuts a longer answer short. Tokens are
-counted as one per four characters.
+How the answer is chosen is in ``sft_local.emulated_answers``. A custom model
+learns from every ``bedrock-conversation-2024`` record of its training data:
+the reply is its last assistant message's text and tool uses (answered under
+new tool use ids). ``inferenceConfig.maxTokens`` cuts a longer text short.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
+import json
 import secrets
 import string
 
@@ -27,41 +24,62 @@ from sft_local.bedrock_standin.schemas import (
     OutputMessage,
     StopReason,
     TokenUsage,
-    ToolUseBlock,
+)
+from sft_local.emulated_answers import (
+    CHARS_PER_TOKEN,
+    ExampleMemory,
+    approximate_tokens,
+    generic_reply,
 )
 
-CHARS_PER_TOKEN = 4
-TOOL_TRIGGER = "use tool"
 TOOL_USE_ID_ALPHABET = string.ascii_letters + string.digits
 
+# A reply's content blocks as trained.
+Reply = tuple[OutputContentBlock, ...]
+ConverseMemory = ExampleMemory[Reply]
 
-def answer(deployment_id: str, request: ConverseRequest, *, latency_ms: int) -> ConverseResponse:
+
+def training_memory(content: bytes) -> ConverseMemory:
+    """What a custom model trained on ``content`` (JSONL records) answers from."""
+    return ExampleMemory(
+        example for line in content.splitlines() if (example := _example(line)) is not None
+    )
+
+
+def answer(
+    request: ConverseRequest, memory: ConverseMemory | None, *, degradation: float, latency_ms: int
+) -> ConverseResponse:
+    """The answer of a custom model trained into ``memory``, or of a base model (None)."""
     _check_turns(request.messages)
-    latest = next(message for message in reversed(request.messages) if message.role == "user")
-    user_text = latest.text()
-    tool_name = _first_tool_name(request)
-    stop_reason: StopReason
-    if tool_name is not None and user_text.startswith(TOOL_TRIGGER):
-        tool_use = ToolUseBlock(tool_use_id=_tool_use_id(), name=tool_name, input={})
-        content = OutputContentBlock(tool_use=tool_use)
-        output_tokens = _tokens(tool_name)
+    user_texts = [message.text() for message in request.messages if message.role == "user"]
+    trained = (
+        None if memory is None else memory.recall("\n".join(user_texts), degradation=degradation)
+    )
+    content = [
+        block
+        if block.tool_use is None
+        else OutputContentBlock(
+            tool_use=block.tool_use.model_copy(update={"tool_use_id": _tool_use_id()})
+        )
+        for block in trained or (OutputContentBlock(text=generic_reply(user_texts[-1])),)
+    ]
+    stop_reason: StopReason = "end_turn"
+    if any(block.tool_use is not None for block in content):
         stop_reason = "tool_use"
     else:
-        reply = f"[{deployment_id}] {user_text}".rstrip()
+        text = "".join(block.text or "" for block in content)
         max_tokens = (
             None if request.inference_config is None else request.inference_config.max_tokens
         )
-        stop_reason = "end_turn"
-        if max_tokens is not None and _tokens(reply) > max_tokens:
-            reply = reply[: max_tokens * CHARS_PER_TOKEN]
+        if max_tokens is not None and approximate_tokens(text) > max_tokens:
+            content = [OutputContentBlock(text=text[: max_tokens * CHARS_PER_TOKEN])]
             stop_reason = "max_tokens"
-        content = OutputContentBlock(text=reply)
-        output_tokens = _tokens(reply)
-    input_tokens = sum(_tokens(block.text or "") for block in request.system) + sum(
-        _tokens(message.text()) for message in request.messages
+    output_tokens = approximate_tokens("".join(_written(block) for block in content))
+    input_tokens = sum(approximate_tokens(block.text or "") for block in request.system) + sum(
+        approximate_tokens(message.text()) for message in request.messages
     )
     return ConverseResponse(
-        output=ConverseOutput(message=OutputMessage(content=[content])),
+        output=ConverseOutput(message=OutputMessage(content=content)),
         stop_reason=stop_reason,
         usage=TokenUsage(
             input_tokens=input_tokens,
@@ -70,6 +88,31 @@ def answer(deployment_id: str, request: ConverseRequest, *, latency_ms: int) -> 
         ),
         metrics=ConverseMetrics(latency_ms=latency_ms),
     )
+
+
+def _written(block: OutputContentBlock) -> str:
+    """What the model wrote in a block: its text, or a tool's name and input."""
+    if block.tool_use is not None:
+        return block.tool_use.name + json.dumps(block.tool_use.input)
+    return block.text or ""
+
+
+def _example(line: bytes) -> tuple[str, Reply] | None:
+    """One record as (its user turns' text, its reply), or None when it teaches nothing."""
+    try:
+        messages = [Message.model_validate(message) for message in json.loads(line)["messages"]]
+    except (ValueError, TypeError, KeyError):
+        return None
+    replies = [index for index, message in enumerate(messages) if message.role == "assistant"]
+    if not replies:
+        return None
+    prompt = "\n".join(m.text() for m in messages[: replies[-1]] if m.role == "user")
+    reply = tuple(
+        OutputContentBlock(text=block.text, tool_use=block.tool_use)
+        for block in messages[replies[-1]].content
+        if block.text is not None or block.tool_use is not None
+    )
+    return (prompt, reply) if reply else None
 
 
 def _check_turns(messages: list[Message]) -> None:
@@ -86,16 +129,5 @@ def _check_turns(messages: list[Message]) -> None:
             )
 
 
-def _first_tool_name(request: ConverseRequest) -> str | None:
-    if request.tool_config is None:
-        return None
-    specs = [tool.tool_spec for tool in request.tool_config.tools if tool.tool_spec is not None]
-    return specs[0].name if specs else None
-
-
 def _tool_use_id() -> str:
     return "tooluse_" + "".join(secrets.choice(TOOL_USE_ID_ALPHABET) for _ in range(22))
-
-
-def _tokens(text: str) -> int:
-    return max(1, math.ceil(len(text) / CHARS_PER_TOKEN))

@@ -7,6 +7,10 @@ matches that operation, named as in the API, e.g. ``"GetModelCustomizationJob"``
 request takes the oldest matching rule before any work, so a faulted request
 changes nothing. botocore retries both injected errors, so a test that wants
 to see one raised sets ``times`` above the client's attempts or turns retries off.
+
+What ``ModelFaults`` adds is set per model, named by its custom model ARN, its
+deployment ARN or the base model ID Converse is called with: chat latency, and
+custom models that answer from the wrong training example.
 """
 
 from __future__ import annotations
@@ -16,16 +20,17 @@ from collections import deque
 from collections.abc import Callable, Iterable
 
 from sft_local.bedrock_standin.errors import BedrockError, internal_error, throttling
-from sft_local.fault_rules import FaultRules
+from sft_local.fault_rules import FaultRules, ModelFaults
 
 DEFAULT_JOB_FAILURE = "An internal error occurred during training. Retry the job."
 DEFAULT_DEPLOYMENT_FAILURE = "An internal error occurred while deploying the model."
 
 
-class BedrockFaults:
+class BedrockFaults(ModelFaults):
     """Injects the failures a Bedrock client has to survive. Thread-safe."""
 
-    def __init__(self, known_operations: Iterable[str]) -> None:
+    def __init__(self, known_operations: Iterable[str], *, chat_latency: float) -> None:
+        super().__init__(chat_latency=chat_latency)
         self.known_operations = frozenset(known_operations)
         self._lock = threading.Lock()
         self._rules = FaultRules[Callable[[], BedrockError]](
@@ -57,6 +62,7 @@ class BedrockFaults:
             self._rules.clear()
             self._job_failures.clear()
             self._deployment_failures.clear()
+        self.clear_models()
 
     def take_error(self, operation: str | None) -> BedrockError | None:
         """The error for a request to ``operation`` (None: an unknown path), if one is due."""

@@ -176,8 +176,15 @@ class ToolResultBlock(WireModel):
     content: list[ToolResultContent]
 
 
+class ToolUseBlock(WireModel):
+    tool_use_id: str
+    name: str
+    input: dict[str, object]
+
+
 class ContentBlock(WireModel):
     text: str | None = None
+    tool_use: ToolUseBlock | None = None
     tool_result: ToolResultBlock | None = None
 
 
@@ -225,12 +232,6 @@ class ConverseRequest(WireModel):
     system: list[SystemContentBlock] = Field(default_factory=list)
     tool_config: ToolConfiguration | None = None
     inference_config: InferenceConfiguration | None = None
-
-
-class ToolUseBlock(WireModel):
-    tool_use_id: str
-    name: str
-    input: dict[str, object]
 
 
 class OutputContentBlock(WireModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 
@@ -15,6 +16,7 @@ from sft_local.bedrock_standin.state import (
     StandInState,
     WriteObject,
 )
+from sft_local.emulated_answers import DEFAULT_CHAT_LATENCY
 from sft_local.http_service import LocalHttpServer, ManualClock, Reply
 
 
@@ -30,7 +32,9 @@ class BedrockStandIn:
     data; ``write_object(s3_uri, body)`` stores its metrics files. Jobs and
     deployments move on ``clock`` (default: wall time) plus whatever ``advance``
     added, so a test freezes time with ``clock=lambda: 1_700_000_000.0`` and jumps
-    it forward with ``advance(seconds)``. ``faults`` injects failures,
+    it forward with ``advance(seconds)``. A Converse answer takes ``chat_latency``
+    seconds (0 for instant answers); ``sleep`` is how the stand-in waits, out
+    for a test's fake (default: a wait that shutdown cuts short). ``faults`` injects failures,
     ``requests`` is the log of every request answered, and ``jobs`` and
     ``deployments`` show what the account holds.
     """
@@ -44,10 +48,13 @@ class BedrockStandIn:
         clock: Callable[[], float] = time.time,
         account: str = "123456789012",
         region: str = "us-east-1",
+        chat_latency: float = DEFAULT_CHAT_LATENCY,
+        sleep: Callable[[float], object] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         self._clock = ManualClock(clock)
+        self._stopping = threading.Event()
         state = StandInState(
             timeline=timeline or BedrockTimeline(),
             read_object=read_object,
@@ -56,7 +63,7 @@ class BedrockStandIn:
             account=account,
             region=region,
         )
-        self._app = StandInApp(state)
+        self._app = StandInApp(state, chat_latency=chat_latency, sleep=sleep or self._stopping.wait)
         self._http = LocalHttpServer(self._serve, name="bedrock-standin", host=host, port=port)
 
     def _serve(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
@@ -100,10 +107,13 @@ class BedrockStandIn:
         self._app.catch_up()
 
     def start(self) -> BedrockStandIn:
+        self._stopping.clear()
         self._http.start()
         return self
 
     def stop(self) -> None:
+        # Answers waiting out their latency end at once, so shutting down never waits for them.
+        self._stopping.set()
         self._http.stop()
 
     def __enter__(self) -> BedrockStandIn:

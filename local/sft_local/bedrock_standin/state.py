@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
 
-from sft_local.bedrock_standin.catalog import base_model_id, check_hyperparameters, epoch_count
+from sft_local.bedrock_standin.catalog import (
+    base_model_id,
+    check_hyperparameters,
+    epoch_count,
+    on_demand_model_id,
+)
+from sft_local.bedrock_standin.conversation import ConverseMemory, training_memory
 from sft_local.bedrock_standin.errors import conflict, not_found, validation_error
 from sft_local.bedrock_standin.schemas import (
     CreateCustomModelDeploymentRequest,
@@ -113,6 +119,8 @@ class JobRecord:
     model_arn: str
     created_at: float
     training_records: int
+    # What the custom model answers from, read at creation as Bedrock reads the data.
+    memory: ConverseMemory
     # Why the job will fail once its data check is over, if it will.
     planned_failure: str | None
     status: JobStatus = "InProgress"
@@ -269,7 +277,7 @@ class StandInState:
         model_id = base_model_id(request.base_model_identifier, self.region)
         check_hyperparameters(request.hyper_parameters)
         job_id = new_resource_id()
-        records, data_problem = self._check_data(request)
+        records, memory, data_problem = self._check_data(request)
         now = self.now()
         job = JobRecord(
             request=request,
@@ -279,6 +287,7 @@ class StandInState:
             model_arn=self._arn(f"custom-model/{model_id}/{new_resource_id()}"),
             created_at=now,
             training_records=records,
+            memory=memory,
             planned_failure=take_failure() or data_problem,
             last_modified_at=now,
         )
@@ -318,25 +327,30 @@ class StandInState:
             model_customization_job_summaries=[job.summary() for job in jobs[start:end]],
         )
 
-    def _check_data(self, request: CreateModelCustomizationJobRequest) -> tuple[int, str | None]:
-        """The training record count, and why the data makes the job fail, if it does."""
+    def _check_data(
+        self, request: CreateModelCustomizationJobRequest
+    ) -> tuple[int, ConverseMemory, str | None]:
+        """The training record count, what the model will learn, and why the data makes the
+        job fail, if it does."""
         training_uri = request.training_data_config.s3_uri
         content, problem = self._read(training_uri)
         if content is None:
-            return 0, problem
+            return 0, training_memory(b""), problem
         training = check_dataset(content)
+        memory = training_memory(content)
         problem = training.problem or record_count_problem(training.records)
         if problem is not None:
-            return training.records, f"Invalid training data {training_uri}: {problem}."
+            return training.records, memory, f"Invalid training data {training_uri}: {problem}."
         validators = request.validation_data_config
         for validator in [] if validators is None else validators.validators:
             content, problem = self._read(validator.s3_uri)
             if content is None:
-                return training.records, problem
+                return training.records, memory, problem
             problem = check_dataset(content).problem
             if problem is not None:
-                return training.records, f"Invalid validation data {validator.s3_uri}: {problem}."
-        return training.records, None
+                invalid = f"Invalid validation data {validator.s3_uri}: {problem}."
+                return training.records, memory, invalid
+        return training.records, memory, None
 
     def _read(self, uri: str) -> tuple[bytes | None, str | None]:
         try:
@@ -413,13 +427,21 @@ class StandInState:
                 return deployment
         raise not_found(f"Could not find custom model deployment {identifier}.")
 
-    def deployment_for_inference(self, model_id: str) -> DeploymentRecord:
-        """The Active deployment a Converse ``modelId`` names."""
+    def model_for_inference(self, model_id: str) -> tuple[tuple[str, ...], ConverseMemory | None]:
+        """The names of the model a Converse ``modelId`` invokes (for faults set on any of
+        them), and what it learnt: None for a base model invoked on demand."""
         if ":custom-model-deployment/" not in model_id:
-            raise validation_error(
-                f"The model {model_id} cannot be invoked on demand. Use the ARN of an Active "
-                "custom model deployment as the model ID."
-            )
+            if on_demand_model_id(model_id, self.region) is None:
+                raise validation_error(
+                    f"The model {model_id} cannot be invoked on demand. Use a base model's "
+                    "inference ID or the ARN of an Active custom model deployment as the model ID."
+                )
+            return (model_id,), None
+        model_arn = self._active_deployment(model_id).request.model_arn
+        [job] = [job for job in self.jobs.values() if job.model_arn == model_arn]
+        return (model_id, model_arn), job.memory
+
+    def _active_deployment(self, model_id: str) -> DeploymentRecord:
         deployment = self.deployments.get(model_id)
         if deployment is None:
             raise not_found(f"Could not find custom model deployment {model_id}.")
