@@ -22,7 +22,7 @@ from sft_pipeline.settings import ApiAuthorizerSettings, load_settings
 load_settings(ApiAuthorizerSettings)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @event_source(data_class=APIGatewayAuthorizerRequestEvent)
 def lambda_handler(
     event: APIGatewayAuthorizerRequestEvent, context: LambdaContext

@@ -16,7 +16,7 @@ from sft_pipeline.settings import CancelJobSettings, load_settings
 load_settings(CancelJobSettings)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     state = WorkflowState.model_validate(event)
     logger.set_correlation_id(state.request.dataset_id)

@@ -15,7 +15,7 @@ from sft_pipeline.settings import SlackNotifierSettings, load_settings
 load_settings(SlackNotifierSettings)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @event_source(data_class=SNSEvent)
 def lambda_handler(event: SNSEvent, context: LambdaContext) -> dict[str, int]:
     settings = load_settings(SlackNotifierSettings)

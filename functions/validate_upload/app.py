@@ -18,7 +18,7 @@ from sft_pipeline.settings import ValidateUploadSettings, load_settings
 load_settings(ValidateUploadSettings)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @event_source(data_class=S3Event)
 def lambda_handler(event: S3Event, context: LambdaContext) -> dict[str, Any]:
     if event.raw_event.get("Event") == "s3:TestEvent":

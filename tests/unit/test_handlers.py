@@ -190,6 +190,8 @@ def test_finish_job_succeeded(ports: Ports) -> None:
 def test_finish_job_failed(ports: Ports) -> None:
     result = handler("finish_job")(event("finish_job_failed.json"), LambdaContext())
     assert result["outcome"] == "failed" and result["model_id"] is None
+    [sent] = ports.notifier.sent
+    assert sent.error_code == "fine_tuning_unavailable"
 
 
 def emitted_metrics(stdout: str) -> list[tuple[str, str, list[list[str]], str]]:
@@ -222,14 +224,18 @@ def test_outcomes_are_counted_under_fixed_metric_names(
 def test_workflow_tasks_log_with_the_dataset_id_as_correlation_id(
     ports: Ports, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # What an earlier invocation in the same container left: none of it may carry over.
+    logger.set_correlation_id("an-earlier-run")
+    logger.append_keys(key="training/earlier.jsonl")
     finish_event = event("finish_job_failed.json")
     handler("finish_job")(finish_event, LambdaContext())
     [record] = [r for r in caplog.records if r.getMessage() == "Outcome recorded"]
     # The line as CloudWatch gets it: the logger's formatter adds the keys set for the run.
     outcome = json.loads(logger.registered_formatter.format(record))
-    assert outcome["correlation_id"] == finish_event["request"]["dataset_id"]
-    [sent] = ports.notifier.sent
-    assert sent.error_code == "fine_tuning_unavailable"
+    assert (
+        outcome["correlation_id"] == outcome["dataset_id"] == finish_event["request"]["dataset_id"]
+    )
+    assert "key" not in outcome
 
 
 def upload_of(s3_event: dict[str, Any]) -> UploadRef:
