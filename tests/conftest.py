@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sft_local.template import load_template, offline_environments
+from sft_pipeline.settings import forget_settings
 from sft_pipeline.validation import DataSource, ValidationOptions, ValidationReport, validate
+
+REPO = Path(__file__).resolve().parents[1]
+# Every function's environment as template.yaml sets it (fake names), and a cost cap.
+TEMPLATE_ENVIRONMENT = {
+    name: value
+    for environment in offline_environments(load_template(REPO / "template.yaml")).values()
+    for name, value in environment.items()
+} | {"DEFAULT_COST_CAP_USD": "20"}
 
 SYSTEM = "You are a helpful support agent for an outdoor-gear shop."
 
@@ -44,6 +54,17 @@ def as_lines(rows: Iterable[dict[str, Any] | str | bytes]) -> bytes:
 
 
 Validator = Callable[..., ValidationReport]
+
+
+@pytest.fixture
+def template_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """The functions' environment from template.yaml, so handlers load their settings."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for name, value in TEMPLATE_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    forget_settings()
+    yield TEMPLATE_ENVIRONMENT
+    forget_settings()
 
 
 @pytest.fixture

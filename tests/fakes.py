@@ -131,7 +131,7 @@ class FakeProvider:
 
 
 @dataclass
-class FakeFiles:
+class FakeBucket:
     objects: dict[tuple[str, str], bytes] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
     lineage: dict[UploadRef, str] = field(default_factory=dict)
@@ -358,12 +358,12 @@ if TYPE_CHECKING:
     from sft_pipeline.api.auth import KeyLookup
     from sft_pipeline.api.service import ApiRegistry
     from sft_pipeline.api_keys import ApiKeyStore
-    from sft_pipeline.pipeline.ingest import DatasetRegistry
     from sft_pipeline.pipeline.steps import WorkflowRegistry
+    from sft_pipeline.pipeline.validate_upload import DatasetRegistry
 
     # Each consumer's registry, played by the fake and by the DynamoDB adapter alike.
     for _registry in (InMemoryRegistry(), Registry(None)):
-        _ingest: DatasetRegistry = _registry
+        _validation_step: DatasetRegistry = _registry
         _workflow: WorkflowRegistry = _registry
         _api: ApiRegistry = _registry
         _authorizer: KeyLookup = _registry

@@ -29,7 +29,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         runtime.notifier(),
         datetime.now(UTC),
         api_base_url=load_settings(FinishJobSettings).api_base_url,
-        lineage=runtime.storage(),
+        lineage=runtime.training_bucket(),
     )
     count(Metric.JOBS, result.outcome)
     logger.info("Outcome recorded", extra=result.as_payload())

@@ -25,7 +25,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     progress = launch(
         state,
         runtime.provider(state.request.settings.provider),
-        runtime.storage(),
+        runtime.training_bucket(),
         runtime.registry(),
         datetime.now(UTC),
     )

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from sft_pipeline import runtime
 from sft_pipeline.jobs import UploadRef
 from sft_pipeline.observability import Metric, count, logger
-from sft_pipeline.pipeline.ingest import IngestPorts, ingest_upload
+from sft_pipeline.pipeline.validate_upload import ValidateUploadPorts, validate_upload
 from sft_pipeline.settings import ValidateUploadSettings, load_settings
 
 # At cold start: a variable the template does not set fails here, by its name.
@@ -23,8 +23,8 @@ load_settings(ValidateUploadSettings)
 def lambda_handler(event: S3Event, context: LambdaContext) -> dict[str, Any]:
     if event.raw_event.get("Event") == "s3:TestEvent":
         return {"results": []}
-    ports = IngestPorts(
-        runtime.storage(), runtime.registry(), runtime.workflow(), runtime.notifier()
+    ports = ValidateUploadPorts(
+        runtime.training_bucket(), runtime.registry(), runtime.workflow(), runtime.notifier()
     )
     results = []
     for record in event.records:
@@ -36,9 +36,9 @@ def lambda_handler(event: S3Event, context: LambdaContext) -> dict[str, Any]:
         )
         logger.set_correlation_id(upload.dataset_id)
         logger.append_keys(dataset_id=upload.dataset_id, key=upload.key)
-        result = ingest_upload(upload, ports, load_settings(ValidateUploadSettings))
+        result = validate_upload(upload, ports, load_settings(ValidateUploadSettings))
         count(Metric.UPLOADS, result.status)
-        logger.info("Upload ingested", extra={"status": result.status, "summary": result.summary})
+        logger.info("Upload validated", extra={"status": result.status, "summary": result.summary})
         results.append(
             {"dataset_id": result.dataset_id, "status": result.status, "report": result.report_uri}
         )

@@ -35,7 +35,7 @@ from sft_local.lambda_seam import FunctionCode, LambdaSeam
 from sft_local.openai_emulator import JobTimeline, OpenAIEmulator
 from sft_local.slack_receiver import SlackReceiver
 from sft_local.template import Resolver, load_template, parameter_values, resources_of_type
-from sft_pipeline.adapters.s3_objects import parse_s3_uri
+from sft_pipeline.adapters.training_bucket import parse_s3_uri
 from sft_pipeline.jobs import UploadRef
 
 REPO = Path(__file__).resolve().parents[2]

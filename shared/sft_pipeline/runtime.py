@@ -15,7 +15,7 @@ import boto3
 
 from sft_pipeline.adapters.notifier import Notifier
 from sft_pipeline.adapters.registry import Registry
-from sft_pipeline.adapters.s3_objects import TrainingObjects
+from sft_pipeline.adapters.training_bucket import TrainingBucket
 from sft_pipeline.adapters.workflow import Workflow
 from sft_pipeline.observability import traced
 from sft_pipeline.providers import build_provider
@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
 
 @cache
-def storage() -> TrainingObjects:
-    return TrainingObjects(boto3.client("s3"))
+def training_bucket() -> TrainingBucket:
+    return TrainingBucket(boto3.client("s3"))
 
 
 @cache
@@ -71,6 +71,6 @@ def reset() -> None:
     from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
 
     forget_settings()
-    for builder in (storage, registry, workflow, notifier):
+    for builder in (training_bucket, registry, workflow, notifier):
         builder.cache_clear()
     parameters.clear_caches()  # type: ignore[no-untyped-call]

@@ -38,8 +38,8 @@ from sft_local.template import (
     resources_of_type,
 )
 from sft_pipeline import settings as settings_module
-from sft_pipeline.adapters.s3_objects import LINEAGE_TAG, UNREGISTERED
 from sft_pipeline.adapters.slack import DISABLED_VALUES
+from sft_pipeline.adapters.training_bucket import LINEAGE_TAG, UNREGISTERED
 from sft_pipeline.jobs import JobProgress, JobState, WorkflowRequest, WorkflowState
 from sft_pipeline.notifications import Outcome
 from sft_pipeline.providers.base import (

@@ -18,7 +18,7 @@ from sft_pipeline.jobs import (
 )
 from sft_pipeline.pipeline.steps import launch
 from tests.conftest import as_lines, good_examples
-from tests.fakes import FakeFiles, make_registry
+from tests.fakes import FakeBucket, make_registry
 from tests.integration.test_bedrock_provider import (  # noqa: F401 - the fixture is used by name
     BUCKET,
     NOVA_MICRO,
@@ -62,7 +62,7 @@ def test_a_create_whose_answer_is_lost_adopts_the_job_bedrock_made(
         estimate=Estimate(billed_tokens=1000, cost_usd=0.01),
         submitted_at=0,
     )
-    files = FakeFiles({(BUCKET, UPLOAD.key): as_lines(good_examples(12))})
+    files = FakeBucket({(BUCKET, UPLOAD.key): as_lines(good_examples(12))})
     registry = make_registry()
     slept: list[float] = []
     state = WorkflowState(request=request)

@@ -10,12 +10,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from sft_pipeline.adapters.s3_objects import (
+from sft_pipeline.adapters.training_bucket import (
     LINEAGE_TAG,
     MAX_TAGS,
     REGISTERED,
     UNREGISTERED,
-    TrainingObjects,
+    TrainingBucket,
 )
 from sft_pipeline.jobs import UploadRef
 
@@ -46,7 +46,7 @@ def tags(s3: Any, ref: UploadRef) -> dict[str, str]:
 def test_only_the_named_version_is_tagged_and_the_uploaders_tags_stay(s3: Any) -> None:
     trained = upload(s3, tagging="team=support")
     newer = upload(s3)
-    objects = TrainingObjects(s3)
+    objects = TrainingBucket(s3)
 
     objects.mark_unregistered(trained)
     assert tags(s3, trained) == {"team": "support", LINEAGE_TAG: UNREGISTERED}
@@ -58,7 +58,7 @@ def test_only_the_named_version_is_tagged_and_the_uploaders_tags_stay(s3: Any) -
 def test_a_registered_version_is_not_made_expirable_again(s3: Any) -> None:
     """An S3 event delivered again after the model was registered validates once more."""
     trained = upload(s3)
-    objects = TrainingObjects(s3)
+    objects = TrainingBucket(s3)
     objects.keep_for_lineage(trained)
     objects.mark_unregistered(trained)
     assert tags(s3, trained) == {LINEAGE_TAG: REGISTERED}
@@ -67,6 +67,6 @@ def test_a_registered_version_is_not_made_expirable_again(s3: Any) -> None:
 def test_a_version_with_no_room_for_the_tag_is_left_as_it_is(s3: Any) -> None:
     full = "&".join(f"t{i}=v" for i in range(MAX_TAGS))
     crowded = upload(s3, tagging=full)
-    TrainingObjects(s3).mark_unregistered(crowded)
+    TrainingBucket(s3).mark_unregistered(crowded)
     assert len(tags(s3, crowded)) == MAX_TAGS
     assert LINEAGE_TAG not in tags(s3, crowded)  # untagged: never expired, the safe side

@@ -120,10 +120,8 @@ def test_s3_test_event_is_recognisable() -> None:
 
 
 @pytest.mark.filterwarnings("ignore:No application metrics to publish")
-def test_validation_handler_skips_the_s3_test_event(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "sft-pipeline")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "SftPipeline")
+@pytest.mark.usefixtures("template_environment")
+def test_validation_handler_skips_the_s3_test_event() -> None:
     handler = runpy.run_path(str(ROOT / "functions" / "validate_upload" / "app.py"))
     context = SimpleNamespace(
         function_name="ValidateUploadFunction",

@@ -13,16 +13,15 @@ from urllib.parse import quote_plus
 import pytest
 from moto import mock_aws
 
-from sft_local.template import load_template, offline_environments
 from sft_pipeline import runtime
 from sft_pipeline.jobs import JobState, UploadRef
 from sft_pipeline.observability import logger
-from sft_pipeline.pipeline.ingest import report_key
+from sft_pipeline.pipeline.validate_upload import report_key
 from sft_pipeline.records import ProviderJob
-from sft_pipeline.settings import JobDefaultsSettings, forget_settings
+from sft_pipeline.settings import JobDefaultsSettings
 from tests.conftest import as_lines, good_examples
 from tests.fakes import (
-    FakeFiles,
+    FakeBucket,
     FakeNotifier,
     FakeProvider,
     FakeWorkflow,
@@ -32,12 +31,6 @@ from tests.fakes import (
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "events"
-# Every function's environment as template.yaml sets it (fake names), and a cost cap.
-ENVIRONMENT = {
-    name: value
-    for environment in offline_environments(load_template(REPO / "template.yaml")).values()
-    for name, value in environment.items()
-} | {"DEFAULT_COST_CAP_USD": "20"}
 
 
 def handler(function: str) -> Callable[[dict[str, Any], Any], Any]:
@@ -58,27 +51,22 @@ def event(name: str) -> dict[str, Any]:
 class Ports:
     def __init__(self) -> None:
         self.registry = InMemoryRegistry()
-        self.files = FakeFiles()
+        self.bucket = FakeBucket()
         self.workflow = FakeWorkflow()
         self.notifier = FakeNotifier()
         self.provider = FakeProvider()
 
 
 @pytest.fixture
-def ports(monkeypatch: pytest.MonkeyPatch) -> Iterator[Ports]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    for name, value in ENVIRONMENT.items():
-        monkeypatch.setenv(name, value)
-    forget_settings()
+def ports(monkeypatch: pytest.MonkeyPatch, template_environment: dict[str, str]) -> Iterator[Ports]:
     with mock_aws():
         fakes = Ports()
-        monkeypatch.setattr(runtime, "storage", lambda: fakes.files)
+        monkeypatch.setattr(runtime, "training_bucket", lambda: fakes.bucket)
         monkeypatch.setattr(runtime, "registry", lambda: fakes.registry)
         monkeypatch.setattr(runtime, "workflow", lambda: fakes.workflow)
         monkeypatch.setattr(runtime, "notifier", lambda: fakes.notifier)
         monkeypatch.setattr(runtime, "provider", lambda _name: fakes.provider)
         yield fakes
-    forget_settings()
 
 
 def seed_job(provider: FakeProvider, job_id: str, **changes: Any) -> None:
@@ -96,8 +84,8 @@ def test_validate_upload_launches_once(ports: Ports) -> None:
         key="training/support set.jsonl",
         version_id=record["object"]["versionId"],
     )
-    ports.files.objects[(upload.bucket, upload.key)] = as_lines(good_examples(12))
-    ports.files.metadata = {"suffix": "support", "n-epochs": "3"}
+    ports.bucket.objects[(upload.bucket, upload.key)] = as_lines(good_examples(12))
+    ports.bucket.metadata = {"suffix": "support", "n-epochs": "3"}
     validate = handler("validate_upload")
 
     first = validate(s3_event, LambdaContext())
@@ -106,7 +94,7 @@ def test_validate_upload_launches_once(ports: Ports) -> None:
     [(name, request)] = ports.workflow.started.items()
     assert name == upload.execution_name
     assert (request.settings.suffix, request.settings.hyperparameters.n_epochs) == ("support", 3)
-    assert ports.files.objects[
+    assert ports.bucket.objects[
         (upload.bucket, "reports/support set.jsonl." + upload.version_id + ".report.json")
     ]  # type: ignore[operator]
 
@@ -118,7 +106,7 @@ def test_validate_upload_launches_once(ports: Ports) -> None:
 def test_validate_upload_rejects_and_notifies(ports: Ports) -> None:
     s3_event = event("validate_upload_s3_put.json")
     bucket = s3_event["Records"][0]["s3"]["bucket"]["name"]
-    ports.files.objects[(bucket, "training/support set.jsonl")] = b'{"messages": []}\n'
+    ports.bucket.objects[(bucket, "training/support set.jsonl")] = b'{"messages": []}\n'
     result = handler("validate_upload")(s3_event, LambdaContext())
     assert result["results"][0]["status"] == "rejected"
     assert ports.workflow.started == {}
@@ -136,7 +124,7 @@ def test_validate_upload_skips_the_s3_test_event(ports: Ports) -> None:
 def test_launch_job(ports: Ports) -> None:
     launch_event = event("launch_job.json")
     upload = launch_event["request"]["upload"]
-    ports.files.objects[(upload["bucket"], upload["key"])] = as_lines(good_examples(12))
+    ports.bucket.objects[(upload["bucket"], upload["key"])] = as_lines(good_examples(12))
     result = handler("launch_job")(launch_event, LambdaContext())
     assert (result["job_id"], result["state"], result["next_wait_seconds"]) == (
         "ftjob-1",
@@ -212,7 +200,7 @@ def test_outcomes_are_counted_under_fixed_metric_names(
     """Alarms and dashboards name a metric: the outcome is a dimension, not part of the name."""
     s3_event = event("validate_upload_s3_put.json")
     bucket = s3_event["Records"][0]["s3"]["bucket"]["name"]
-    ports.files.objects[(bucket, "training/support set.jsonl")] = b'{"messages": []}\n'
+    ports.bucket.objects[(bucket, "training/support set.jsonl")] = b'{"messages": []}\n'
     handler("validate_upload")(s3_event, LambdaContext())
     handler("finish_job")(event("finish_job_failed.json"), LambdaContext())
     assert emitted_metrics(capsys.readouterr().out) == [
@@ -276,8 +264,8 @@ def test_a_holdout_the_provider_would_refuse_is_refused_with_the_numbers(
 ) -> None:
     s3_event = event("validate_upload_s3_put.json")
     upload = upload_of(s3_event)
-    ports.files.objects[(upload.bucket, upload.key)] = as_lines(good_examples(examples))
-    ports.files.metadata = metadata
+    ports.bucket.objects[(upload.bucket, upload.key)] = as_lines(good_examples(examples))
+    ports.bucket.metadata = metadata
     [result] = handler("validate_upload")(s3_event, LambdaContext())["results"]
     if problem is None:
         assert result["status"] == "launched"
@@ -285,16 +273,16 @@ def test_a_holdout_the_provider_would_refuse_is_refused_with_the_numbers(
     assert result["status"] == "rejected" and ports.workflow.started == {}
     [sent] = ports.notifier.sent
     assert sent.error_code == "invalid_job_setting" and problem in (sent.error_message or "")
-    report = json.loads(ports.files.objects[(upload.bucket, result["report"].split("/", 3)[3])])
+    report = json.loads(ports.bucket.objects[(upload.bucket, result["report"].split("/", 3)[3])])
     assert problem in report["errors"][0]["message"]
     # Nothing was split or uploaded for a run that will not happen.
-    assert not [key for _, key in ports.files.objects if key.startswith("prepared/")]
+    assert not [key for _, key in ports.bucket.objects if key.startswith("prepared/")]
 
 
 def test_a_rejected_version_delivered_again_notifies_once(ports: Ports) -> None:
     s3_event = event("validate_upload_s3_put.json")
     upload = upload_of(s3_event)
-    ports.files.objects[(upload.bucket, upload.key)] = b'{"messages": []}\n'
+    ports.bucket.objects[(upload.bucket, upload.key)] = b'{"messages": []}\n'
     validate = handler("validate_upload")
     for _ in range(3):
         [result] = validate(s3_event, LambdaContext())["results"]
@@ -310,7 +298,7 @@ def test_a_rejection_notice_that_could_not_be_sent_is_sent_by_the_retry(
 ) -> None:
     s3_event = event("validate_upload_s3_put.json")
     upload = upload_of(s3_event)
-    ports.files.objects[(upload.bucket, upload.key)] = b'{"messages": []}\n'
+    ports.bucket.objects[(upload.bucket, upload.key)] = b'{"messages": []}\n'
     sent_first = ports.notifier.publish
 
     def outage(notification: Any) -> str:
@@ -328,7 +316,7 @@ def test_a_rejection_notice_that_could_not_be_sent_is_sent_by_the_retry(
 def test_missing_or_odd_validation_keys_are_reported_not_crashed(ports: Ports) -> None:
     s3_event = event("validate_upload_s3_put.json")
     upload = upload_of(s3_event)
-    ports.files.objects[(upload.bucket, upload.key)] = as_lines(good_examples(12))
+    ports.bucket.objects[(upload.bucket, upload.key)] = as_lines(good_examples(12))
     validate = handler("validate_upload")
     for value, problem in [
         ("validation/missing.jsonl", "there is no object s3://"),
@@ -337,7 +325,7 @@ def test_missing_or_odd_validation_keys_are_reported_not_crashed(ports: Ports) -
     ]:
         ports.notifier.sent.clear()
         ports.registry.release_notice(upload.dataset_id, "rejected")  # a new upload each time
-        ports.files.metadata = {"validation-key": value}
+        ports.bucket.metadata = {"validation-key": value}
         [result] = validate(s3_event, LambdaContext())["results"]
         assert result["status"] == "rejected"
         [sent] = ports.notifier.sent
@@ -365,12 +353,12 @@ def test_a_long_keys_report_names_the_whole_key(ports: Ports) -> None:
     record = s3_event["Records"][0]["s3"]
     key = "training/" + "é" * 462 + "/" + "support" * 10 + ".jsonl"  # 1,010 bytes
     record["object"]["key"] = quote_plus(key)
-    ports.files.objects[(record["bucket"]["name"], key)] = b'{"messages": []}\n'
+    ports.bucket.objects[(record["bucket"]["name"], key)] = b'{"messages": []}\n'
     [result] = handler("validate_upload")(s3_event, LambdaContext())["results"]
     report_path = result["report"].split("/", 3)[3]
     naive = f"reports/{key.removeprefix('training/')}.{record['object']['versionId']}.report.json"
     assert len(report_path.encode()) <= 1024 < len(naive.encode())
-    report = json.loads(ports.files.objects[(record["bucket"]["name"], report_path)])
+    report = json.loads(ports.bucket.objects[(record["bucket"]["name"], report_path)])
     assert report["upload"]["key"] == key and report["valid"] is False
-    text = ports.files.objects[(record["bucket"]["name"], report_path.replace(".json", ".txt"))]
+    text = ports.bucket.objects[(record["bucket"]["name"], report_path.replace(".json", ".txt"))]
     assert key in text.decode()

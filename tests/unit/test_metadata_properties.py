@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sft_pipeline.jobs import METADATA_KEYS, UploadRef
-from sft_pipeline.pipeline.ingest import IngestPorts, ingest_upload, report_key
+from sft_pipeline.pipeline.validate_upload import ValidateUploadPorts, report_key, validate_upload
 from sft_pipeline.settings import JobDefaultsSettings
 from tests.conftest import as_lines, good_examples
-from tests.fakes import FakeFiles, FakeNotifier, FakeWorkflow, InMemoryRegistry
+from tests.fakes import FakeBucket, FakeNotifier, FakeWorkflow, InMemoryRegistry
 
 BUCKET = "training-bucket"
 TRAINING_KEY = "training/support.jsonl"
@@ -66,13 +66,15 @@ def registry() -> InMemoryRegistry:
 def test_any_metadata_gives_a_report_and_a_word_back(
     registry: InMemoryRegistry, metadata: dict[str, str]
 ) -> None:
-    files = FakeFiles(metadata=metadata)
+    files = FakeBucket(metadata=metadata)
     files.objects[(BUCKET, TRAINING_KEY)] = as_lines(good_examples(30))
     files.objects[(BUCKET, VALIDATION_KEY)] = as_lines(good_examples(10))
     notifier, workflow = FakeNotifier(), FakeWorkflow()
     upload = UploadRef(bucket=BUCKET, key=TRAINING_KEY, version_id=f"v{next(versions)}")
 
-    result = ingest_upload(upload, IngestPorts(files, registry, workflow, notifier), SETTINGS)
+    result = validate_upload(
+        upload, ValidateUploadPorts(files, registry, workflow, notifier), SETTINGS
+    )
 
     stem = report_key(SETTINGS, upload)
     assert (BUCKET, f"{stem}.json") in files.objects and (BUCKET, f"{stem}.txt") in files.objects

@@ -13,10 +13,10 @@ import pytest
 
 from sft_pipeline.cli import EXIT_VALID, main
 from sft_pipeline.jobs import UploadRef
-from sft_pipeline.pipeline.ingest import IngestPorts, ingest_upload
+from sft_pipeline.pipeline.validate_upload import ValidateUploadPorts, validate_upload
 from sft_pipeline.settings import JobDefaultsSettings
 from tests.conftest import as_lines, good_examples
-from tests.fakes import FakeFiles, FakeNotifier, FakeWorkflow, InMemoryRegistry
+from tests.fakes import FakeBucket, FakeNotifier, FakeWorkflow, InMemoryRegistry
 
 NOVA_MICRO = "amazon.nova-micro-v1:0:128k"
 UPLOAD = UploadRef(bucket="sft-data", key="training/train.jsonl", version_id="v1")
@@ -86,9 +86,9 @@ CASES: list[tuple[str, list[dict[str, Any]], dict[str, str], list[str], dict[str
 
 
 @pytest.fixture
-def ports() -> IngestPorts:
-    return IngestPorts(
-        storage=FakeFiles(),
+def ports() -> ValidateUploadPorts:
+    return ValidateUploadPorts(
+        bucket=FakeBucket(),
         registry=InMemoryRegistry(),
         workflow=FakeWorkflow(),
         notifier=FakeNotifier(),
@@ -101,7 +101,7 @@ def ports() -> IngestPorts:
     ids=[case[0] for case in CASES],
 )
 def test_the_cli_and_the_lambda_give_one_verdict(
-    ports: IngestPorts,
+    ports: ValidateUploadPorts,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     rows: list[dict[str, Any]],
@@ -117,12 +117,12 @@ def test_the_cli_and_the_lambda_give_one_verdict(
     )
     cli_report = json.loads(capsys.readouterr().out)
 
-    assert isinstance(ports.storage, FakeFiles)
-    ports.storage.objects[(UPLOAD.bucket, UPLOAD.key)] = data
-    ports.storage.metadata = {"provider": "bedrock", "base-model": NOVA_MICRO, **metadata}
-    result = ingest_upload(UPLOAD, ports, JobDefaultsSettings())
+    assert isinstance(ports.bucket, FakeBucket)
+    ports.bucket.objects[(UPLOAD.bucket, UPLOAD.key)] = data
+    ports.bucket.metadata = {"provider": "bedrock", "base-model": NOVA_MICRO, **metadata}
+    result = validate_upload(UPLOAD, ports, JobDefaultsSettings())
     lambda_report = json.loads(
-        ports.storage.objects[(UPLOAD.bucket, "reports/train.jsonl.v1.report.json")]
+        ports.bucket.objects[(UPLOAD.bucket, "reports/train.jsonl.v1.report.json")]
     )
 
     assert (exit_status == EXIT_VALID, result.status == "launched") == (not errors, not errors)

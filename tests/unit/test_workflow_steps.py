@@ -33,7 +33,7 @@ from sft_pipeline.providers.base import (
     ProviderTransientError,
 )
 from sft_pipeline.records import NO_JOB_STATUS, DatasetRecord, ProviderJob
-from tests.fakes import FakeFiles, FakeNotifier, FakeProvider, InMemoryRegistry
+from tests.fakes import FakeBucket, FakeNotifier, FakeProvider, InMemoryRegistry
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 UPLOAD = UploadRef(bucket="data", key="training/support.jsonl", version_id="v1")
@@ -61,21 +61,21 @@ def registry() -> InMemoryRegistry:
 
 
 @pytest.fixture
-def files() -> FakeFiles:
-    return FakeFiles(
+def files() -> FakeBucket:
+    return FakeBucket(
         {("data", UPLOAD.key): b'{"messages": []}\n' * 3, ("data", "valid.jsonl"): b"{}\n"}
     )
 
 
 def launched(
-    provider: FakeProvider, files: FakeFiles, registry: InMemoryRegistry, **changes: object
+    provider: FakeProvider, files: FakeBucket, registry: InMemoryRegistry, **changes: object
 ) -> WorkflowState:
     state = WorkflowState(request=request(**changes))
     state.job = launch(state, provider, files, registry, NOW)
     return state
 
 
-def test_launch_uploads_and_creates_the_job(files: FakeFiles, registry: InMemoryRegistry) -> None:
+def test_launch_uploads_and_creates_the_job(files: FakeBucket, registry: InMemoryRegistry) -> None:
     provider = FakeProvider()
     state = launched(provider, files, registry, validation_key="valid.jsonl")
     assert state.job is not None
@@ -97,7 +97,7 @@ def test_launch_uploads_and_creates_the_job(files: FakeFiles, registry: InMemory
 
 
 def test_a_retried_launch_reuses_the_job_it_already_created(
-    files: FakeFiles, registry: InMemoryRegistry
+    files: FakeBucket, registry: InMemoryRegistry
 ) -> None:
     provider = FakeProvider()
     first = launched(provider, files, registry)
@@ -108,7 +108,7 @@ def test_a_retried_launch_reuses_the_job_it_already_created(
 
 
 def test_poll_backs_off_to_the_cap_and_reports_progress(
-    files: FakeFiles, registry: InMemoryRegistry
+    files: FakeBucket, registry: InMemoryRegistry
 ) -> None:
     provider = FakeProvider()
     state = launched(provider, files, registry)
@@ -122,7 +122,7 @@ def test_poll_backs_off_to_the_cap_and_reports_progress(
 
 
 def test_poll_flags_a_job_past_the_maximum_duration(
-    files: FakeFiles, registry: InMemoryRegistry
+    files: FakeBucket, registry: InMemoryRegistry
 ) -> None:
     provider = FakeProvider()
     state = launched(provider, files, registry)
@@ -132,7 +132,7 @@ def test_poll_flags_a_job_past_the_maximum_duration(
     assert state.job.timed_out
 
 
-def test_poll_records_status_changes(files: FakeFiles, registry: InMemoryRegistry) -> None:
+def test_poll_records_status_changes(files: FakeBucket, registry: InMemoryRegistry) -> None:
     provider = FakeProvider()
     state = launched(provider, files, registry)
     assert state.job is not None
@@ -142,7 +142,7 @@ def test_poll_records_status_changes(files: FakeFiles, registry: InMemoryRegistr
     assert record is not None and record.status == "running"
 
 
-def test_cancel_marks_the_job_timed_out(files: FakeFiles, registry: InMemoryRegistry) -> None:
+def test_cancel_marks_the_job_timed_out(files: FakeBucket, registry: InMemoryRegistry) -> None:
     provider = FakeProvider()
     state = launched(provider, files, registry)
     state.job = cancel(state, provider)
@@ -150,7 +150,7 @@ def test_cancel_marks_the_job_timed_out(files: FakeFiles, registry: InMemoryRegi
 
 
 def test_finish_registers_the_model_once_with_its_lineage(
-    files: FakeFiles, registry: InMemoryRegistry
+    files: FakeBucket, registry: InMemoryRegistry
 ) -> None:
     provider = FakeProvider()
     registry.put_dataset(
@@ -202,7 +202,7 @@ def test_finish_registers_the_model_once_with_its_lineage(
     assert len(registry.list_models()) == 1
 
 
-def test_finish_reports_a_provider_failure(files: FakeFiles, registry: InMemoryRegistry) -> None:
+def test_finish_reports_a_provider_failure(files: FakeBucket, registry: InMemoryRegistry) -> None:
     provider = FakeProvider()
     state = launched(provider, files, registry)
     assert state.job is not None
@@ -227,7 +227,7 @@ def test_finish_reports_a_provider_failure(files: FakeFiles, registry: InMemoryR
 
 
 def test_finish_after_a_caught_step_error_uses_the_cause(
-    files: FakeFiles, registry: InMemoryRegistry
+    files: FakeBucket, registry: InMemoryRegistry
 ) -> None:
     provider = FakeProvider()
     cause = {
@@ -250,7 +250,7 @@ def test_finish_after_a_caught_step_error_uses_the_cause(
 
 
 def test_finish_after_a_failure_survives_an_unreachable_provider(
-    files: FakeFiles, registry: InMemoryRegistry
+    files: FakeBucket, registry: InMemoryRegistry
 ) -> None:
     provider = FakeProvider()
     state = launched(provider, files, registry)
@@ -270,7 +270,7 @@ def test_finish_after_a_failure_survives_an_unreachable_provider(
 
 
 def test_provider_errors_propagate_by_class_name(
-    files: FakeFiles, registry: InMemoryRegistry
+    files: FakeBucket, registry: InMemoryRegistry
 ) -> None:
     provider = FakeProvider(fail_with=ProviderPermanentError("authentication_failed", "bad key"))
     with pytest.raises(ProviderPermanentError, match="authentication_failed"):
@@ -281,7 +281,7 @@ def test_provider_errors_propagate_by_class_name(
 
 
 def test_poll_waits_out_a_provider_outage_and_tells_it_once(
-    files: FakeFiles, registry: InMemoryRegistry
+    files: FakeBucket, registry: InMemoryRegistry
 ) -> None:
     provider = FakeProvider()
     notifier = FakeNotifier()
@@ -322,7 +322,7 @@ def test_poll_waits_out_a_provider_outage_and_tells_it_once(
 
 
 def test_poll_honours_a_rate_limits_retry_after(
-    files: FakeFiles, registry: InMemoryRegistry
+    files: FakeBucket, registry: InMemoryRegistry
 ) -> None:
     provider = FakeProvider()
     state = launched(provider, files, registry)
@@ -332,7 +332,7 @@ def test_poll_honours_a_rate_limits_retry_after(
 
 
 def test_an_outage_ends_the_run_only_at_the_jobs_maximum_duration(
-    files: FakeFiles, registry: InMemoryRegistry
+    files: FakeBucket, registry: InMemoryRegistry
 ) -> None:
     provider = FakeProvider()
     notifier = FakeNotifier()
@@ -345,7 +345,7 @@ def test_an_outage_ends_the_run_only_at_the_jobs_maximum_duration(
 
 
 def test_events_that_cannot_be_read_do_not_hide_the_status(
-    files: FakeFiles, registry: InMemoryRegistry
+    files: FakeBucket, registry: InMemoryRegistry
 ) -> None:
     class EventsDown(FakeProvider):
         def recent_events(self, job_id: str, limit: int) -> list[str]:
@@ -360,7 +360,7 @@ def test_events_that_cannot_be_read_do_not_hide_the_status(
 
 
 def test_an_outage_notice_that_cannot_be_sent_is_sent_by_the_next_poll(
-    files: FakeFiles, registry: InMemoryRegistry
+    files: FakeBucket, registry: InMemoryRegistry
 ) -> None:
     class TopicDown(FakeNotifier):
         def publish(self, notification: Notification) -> str:
@@ -398,7 +398,7 @@ class AcceptsThenTimesOut(FakeProvider):
 
 
 def test_launch_adopts_the_job_a_timed_out_create_made(
-    files: FakeFiles, registry: InMemoryRegistry
+    files: FakeBucket, registry: InMemoryRegistry
 ) -> None:
     provider = AcceptsThenTimesOut(listed_after=3)  # the look before creating, then two more
     slept: list[float] = []
@@ -411,7 +411,7 @@ def test_launch_adopts_the_job_a_timed_out_create_made(
 
 
 def test_launch_raises_when_no_job_turns_up_and_never_creates_twice(
-    files: FakeFiles, registry: InMemoryRegistry
+    files: FakeBucket, registry: InMemoryRegistry
 ) -> None:
     provider = AcceptsThenTimesOut(listed_after=len(ADOPTION_WAITS) + 1)
     slept: list[float] = []
@@ -425,7 +425,7 @@ def test_launch_raises_when_no_job_turns_up_and_never_creates_twice(
 
 
 def test_a_refused_or_rate_limited_create_is_not_looked_for(
-    files: FakeFiles, registry: InMemoryRegistry
+    files: FakeBucket, registry: InMemoryRegistry
 ) -> None:
     for error in (
         ProviderRateLimitError("rate_limit_exceeded", "Slow down.", 1.0),
@@ -503,7 +503,7 @@ def test_a_failure_before_any_job_leaves_a_failed_run_record(
 
 
 def test_a_failed_run_is_recorded_from_the_last_poll_when_the_provider_is_down(
-    files: FakeFiles, registry: InMemoryRegistry
+    files: FakeBucket, registry: InMemoryRegistry
 ) -> None:
     provider = FakeProvider()
     state = launched(provider, files, registry)
@@ -523,7 +523,7 @@ def test_a_failed_run_is_recorded_from_the_last_poll_when_the_provider_is_down(
 
 
 def test_a_timeout_whose_cancel_failed_says_the_job_may_still_run(
-    files: FakeFiles, registry: InMemoryRegistry
+    files: FakeBucket, registry: InMemoryRegistry
 ) -> None:
     provider = FakeProvider()
     state = launched(provider, files, registry)

@@ -29,7 +29,7 @@ def _s3(spec: str) -> DataSource:
     import boto3  # noqa: PLC0415 - only S3 users pay for importing boto3
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
-    from sft_pipeline.adapters.s3_objects import parse_s3_uri, s3_source  # noqa: PLC0415
+    from sft_pipeline.adapters.training_bucket import parse_s3_uri, s3_source  # noqa: PLC0415
 
     try:
         bucket, key = parse_s3_uri(spec)

@@ -14,7 +14,7 @@ from sft_pipeline.validation.reader import BinaryReadable, StreamTally, iter_lin
 from sft_pipeline.validation.targets import TARGETS
 
 
-class SplitStorage(Protocol):
+class BucketWriter(Protocol):
     def source(self, bucket: str, key: str, version_id: str | None = None) -> DataSource: ...
 
     def upload_file(self, bucket: str, key: str, path: str) -> None: ...
@@ -65,16 +65,16 @@ def split_problems(settings: JobSettings, train: int, held_out: int) -> list[str
 
 
 def split_holdout(
-    storage: SplitStorage, upload: UploadRef, prefix: str, percent: int
+    bucket: BucketWriter, upload: UploadRef, prefix: str, percent: int
 ) -> tuple[str, str]:
     """Write the two halves under the prepared-data prefix; return their keys."""
     base = f"{prefix}{upload.dataset_id}"
     keys = (f"{base}/train.jsonl", f"{base}/validation.jsonl")
     with tempfile.TemporaryDirectory(prefix="sft-split-") as folder:
         paths = (Path(folder) / "train.jsonl", Path(folder) / "validation.jsonl")
-        source = storage.source(upload.bucket, upload.key, upload.version_id)
+        source = bucket.source(upload.bucket, upload.key, upload.version_id)
         with source.open() as stream, paths[0].open("wb") as train, paths[1].open("wb") as held:
             split_lines(stream, train, held, percent)
         for path, key in zip(paths, keys, strict=True):
-            storage.upload_file(upload.bucket, key, str(path))
+            bucket.upload_file(upload.bucket, key, str(path))
     return keys

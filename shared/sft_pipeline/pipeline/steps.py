@@ -38,7 +38,7 @@ ADOPTION_WAITS = (1.0, 2.0, 4.0, 8.0, 16.0)
 POLL_ERROR_CHARS = 500
 
 
-class FileSource(Protocol):
+class BucketReader(Protocol):
     def source(self, bucket: str, key: str, version_id: str | None = None) -> DataSource: ...
 
 
@@ -102,7 +102,7 @@ def _progress(
 def launch(
     state: WorkflowState,
     provider: TrainingPort,
-    files: FileSource,
+    bucket: BucketReader,
     registry: WorkflowRegistry,
     now: datetime,
     *,
@@ -112,9 +112,9 @@ def launch(
     request = state.request
     job = provider.find_job(request.dataset_id)
     if job is None:
-        training_file = _upload(provider, files, request, request.training_key)
+        training_file = _upload(provider, bucket, request, request.training_key)
         validation_file = (
-            _upload(provider, files, request, request.validation_key)
+            _upload(provider, bucket, request, request.validation_key)
             if request.validation_key
             else None
         )
@@ -160,13 +160,13 @@ def _create_once(
 
 def _upload(
     provider: TrainingPort,
-    files: FileSource,
+    bucket: BucketReader,
     request: WorkflowRequest,
     key: str,
 ) -> str:
     # The upload itself is read at its exact version; splits and validation files are ours.
     version = request.upload.version_id if key == request.upload.key else None
-    source = files.source(request.upload.bucket, key, version)
+    source = bucket.source(request.upload.bucket, key, version)
     filename = key.rsplit("/", 1)[-1]
     with source.open() as stream:
         return provider.upload_file(

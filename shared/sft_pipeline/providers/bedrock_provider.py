@@ -23,7 +23,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from sft_pipeline.adapters.s3_objects import parse_s3_uri
+from sft_pipeline.adapters.training_bucket import parse_s3_uri
 from sft_pipeline.jobs import JobState, ProviderName
 from sft_pipeline.providers import Purpose
 from sft_pipeline.providers.base import (

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from sft_pipeline.adapters.s3_objects import TrainingObjects
+from sft_pipeline.adapters.training_bucket import TrainingBucket
 from sft_pipeline.jobs import (
     MAX_S3_KEY_BYTES,
     Estimate,
@@ -65,15 +65,15 @@ class DatasetRegistry(Protocol):
 
 
 @dataclass(frozen=True)
-class IngestPorts:
-    storage: TrainingObjects
+class ValidateUploadPorts:
+    bucket: TrainingBucket
     registry: DatasetRegistry
     workflow: WorkflowStarter
     notifier: NotificationSender
 
 
 @dataclass(frozen=True)
-class IngestResult:
+class ValidateUploadResult:
     dataset_id: str
     status: str  # launched | already_launched | rejected
     report_uri: str
@@ -104,19 +104,19 @@ def report_key(settings: JobDefaultsSettings, upload: UploadRef) -> str:
     return f"{settings.reports_prefix}{name}{tail}"
 
 
-def ingest_upload(
+def validate_upload(
     upload: UploadRef,
-    ports: IngestPorts,
+    ports: ValidateUploadPorts,
     settings: JobDefaultsSettings,
     now: datetime | None = None,
-) -> IngestResult:
+) -> ValidateUploadResult:
     started = now or datetime.now(UTC)
-    upload, metadata = ports.storage.head(upload)
-    ports.storage.mark_unregistered(upload)
+    upload, metadata = ports.bucket.head(upload)
+    ports.bucket.mark_unregistered(upload)
     job_settings, setting_problems = _job_settings(metadata, settings.job_defaults())
-    validation_source = _validation_source(ports.storage, upload, job_settings, setting_problems)
+    validation_source = _validation_source(ports.bucket, upload, job_settings, setting_problems)
     report = validate(
-        ports.storage.source(upload.bucket, upload.key, upload.version_id),
+        ports.bucket.source(upload.bucket, upload.key, upload.version_id),
         ValidationOptions(
             model=job_settings.base_model,
             provider=job_settings.provider,
@@ -127,11 +127,11 @@ def ingest_upload(
         validation_source,
     )
     if _splits(job_settings) and report.valid:
-        source = ports.storage.source(upload.bucket, upload.key, upload.version_id)
+        source = ports.bucket.source(upload.bucket, upload.key, upload.version_id)
         train, held_out = count_split(source, job_settings.holdout_percent)
         setting_problems += split_problems(job_settings, train, held_out)
     rejection = _rejection(report, job_settings, setting_problems)
-    report_uri = _write_report(ports.storage, report_key(settings, upload), upload, report)
+    report_uri = _write_report(ports.bucket, report_key(settings, upload), upload, report)
     summary = report.summary()
     estimate = report.estimate
     record = DatasetRecord(
@@ -166,11 +166,11 @@ def ingest_upload(
             ),
             started,
         )
-        return IngestResult(upload.dataset_id, "rejected", report_uri, summary)
+        return ValidateUploadResult(upload.dataset_id, "rejected", report_uri, summary)
     training_key, validation_key = upload.key, job_settings.validation_key
     if _splits(job_settings):
         training_key, validation_key = split_holdout(
-            ports.storage, upload, settings.prepared_prefix, job_settings.holdout_percent
+            ports.bucket, upload, settings.prepared_prefix, job_settings.holdout_percent
         )
     request = WorkflowRequest(
         dataset_id=upload.dataset_id,
@@ -189,7 +189,7 @@ def ingest_upload(
     )
     execution_arn, started_now = ports.workflow.start(upload.execution_name, request)
     ports.registry.mark_dataset(upload.dataset_id, "launched")
-    return IngestResult(
+    return ValidateUploadResult(
         upload.dataset_id,
         "launched" if started_now else "already_launched",
         report_uri,
@@ -211,12 +211,12 @@ def _splits(settings: JobSettings) -> bool:
 
 
 def _validation_source(
-    storage: TrainingObjects, upload: UploadRef, settings: JobSettings, problems: list[str]
+    bucket: TrainingBucket, upload: UploadRef, settings: JobSettings, problems: list[str]
 ) -> DataSource | None:
     """The named validation file; a missing one joins ``problems``."""
     if settings.validation_key is None:
         return None
-    source = storage.find_source(upload.bucket, settings.validation_key)
+    source = bucket.find_source(upload.bucket, settings.validation_key)
     if source is None:
         problems.append(
             f"validation-key: there is no object s3://{upload.bucket}/{settings.validation_key}"
@@ -225,18 +225,20 @@ def _validation_source(
 
 
 def _write_report(
-    storage: TrainingObjects, key: str, upload: UploadRef, report: ValidationReport
+    bucket: TrainingBucket, key: str, upload: UploadRef, report: ValidationReport
 ) -> str:
     """The text and JSON reports; both name the exact upload, whatever the report's key."""
     version = upload.version_id or "null"
     text = f"Report on {upload.uri} (version {version})\n{render_text(report)}"
-    storage.put(upload.bucket, f"{key}.txt", text.encode(), "text/plain")
+    bucket.put(upload.bucket, f"{key}.txt", text.encode(), "text/plain")
     named = {"upload": upload.model_dump(mode="json"), **report.model_dump(mode="json")}
     body = json.dumps(named, indent=2, ensure_ascii=False).encode()
-    return storage.put(upload.bucket, f"{key}.json", body, "application/json")
+    return bucket.put(upload.bucket, f"{key}.json", body, "application/json")
 
 
-def _notify_rejection_once(ports: IngestPorts, notification: Notification, now: datetime) -> None:
+def _notify_rejection_once(
+    ports: ValidateUploadPorts, notification: Notification, now: datetime
+) -> None:
     dataset_id = notification.dataset.dataset_id
     if not ports.registry.claim_notice(dataset_id, Outcome.REJECTED, now):
         return  # an earlier delivery of this version's event sent it

@@ -50,7 +50,7 @@ def s3_source(client: Any, bucket: str, key: str, version_id: str | None = None)
     return DataSource(name=f"s3://{bucket}/{key}", open=opener, size=int(head["ContentLength"]))
 
 
-class TrainingObjects:
+class TrainingBucket:
     """The training bucket as the pipeline uses it: read uploads, write reports and splits."""
 
     def __init__(self, client: Any) -> None:
