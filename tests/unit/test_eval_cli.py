@@ -3,6 +3,7 @@ and how it refuses input it cannot evaluate."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -214,3 +215,20 @@ def test_no_api_key_anywhere_exits_2(
     code, _, err = run(capsys, held_out, "--model", MODEL)
     assert code == 2
     assert err.startswith("sft: no API key: pass --api-key or set OPENAI_API_KEY")
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_a_progress_bar_counting_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, endpoint: FakeEndpoint
+) -> None:
+    held_out = write(tmp_path / "heldout.jsonl", HELD_OUT)
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    assert main(["eval", held_out, "--model", MODEL]) == 0
+    drawn = terminal.getvalue()
+    assert "100.0% 24/24 answers" in drawn
+    assert drawn.endswith("\r")  # cleared before the table is printed
