@@ -1,8 +1,12 @@
 # Every target sets up what it needs; `make test` and `make demo` work on a fresh clone.
-PYTHON ?= python3.11
+# The Lambda runtime in template.yaml: development uses the same Python where the machine has it
+# (pyenv's or on PATH), else 3.11 with a note; `sam build` needs it in any case.
+LAMBDA_PYTHON := 3.12
+PYTHON ?= $(shell scripts/find-python $(LAMBDA_PYTHON) 3.11)
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# One stamp per interpreter version: another Python makes a new venv.
+STAMP  := $(VENV)/.installed-$(lastword $(subst python, ,$(notdir $(PYTHON))))
 
 # SAM CLI pins its own boto3, cfn-lint and click, so it lives in a venv of its own.
 # `sam validate --lint` runs cfn-lint, pinned here within SAM CLI's range.
@@ -13,8 +17,6 @@ SAM       := $(SAM_VENV)/bin/sam
 SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)-cfn-lint-$(CFN_LINT_VERSION)
 # Validation and builds need a region but no credentials.
 SAM_ENV   := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
-# The Lambda runtime in template.yaml; `sam build` needs a matching interpreter on PATH.
-LAMBDA_PYTHON := 3.12
 
 # checkov, the security scanner for template.yaml; its own venv keeps its pins apart.
 CHECKOV_VERSION := 3.3.30
@@ -32,6 +34,8 @@ NODE_STAMP := $(NODE_DIR)/node_modules/.installed
 .NOTPARALLEL:
 
 $(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "no Python 3.12 or 3.11 found" >&2; exit 1; }
+	if [ ! -e $(STAMP) ] && ls $(VENV)/.installed* >/dev/null 2>&1; then rm -rf $(VENV); fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==26.3
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -85,21 +89,9 @@ sam-validate: $(SAM_STAMP)
 
 # Uses samconfig.toml's build settings (cached, parallel).
 sam-build: $(SAM_STAMP)
-	@pybin=""; \
-	root="$$(pyenv root 2>/dev/null || echo "$${PYENV_ROOT:-$$HOME/.pyenv}")"; \
-	for dir in $$(ls -d "$$root"/versions/$(LAMBDA_PYTHON).*/bin 2>/dev/null | sort -V -r); do \
-		if "$$dir/python$(LAMBDA_PYTHON)" -c 'import sys' 2>/dev/null; then pybin="$$dir"; break; fi; \
-	done; \
-	if [ -z "$$pybin" ] && python$(LAMBDA_PYTHON) -c 'import sys' 2>/dev/null; then \
-		pybin="$$(dirname "$$(python$(LAMBDA_PYTHON) -c 'import sys; print(sys.executable)')")"; \
-	fi; \
-	if [ -z "$$pybin" ]; then \
-		echo "sam-build: no python$(LAMBDA_PYTHON) found (looked in $$root/versions/$(LAMBDA_PYTHON).*/bin and on PATH)." >&2; \
-		echo "sam-build: the functions run on python$(LAMBDA_PYTHON); install it, e.g. 'pyenv install $(LAMBDA_PYTHON)'." >&2; \
-		exit 1; \
-	fi; \
-	echo "sam build with $$pybin/python$(LAMBDA_PYTHON)"; \
-	PATH="$$pybin:$$PATH" $(SAM_ENV) $(SAM) build --template-file template.yaml
+	@python="$$(scripts/find-python $(LAMBDA_PYTHON))" || exit 1; \
+	echo "sam build with $$python"; \
+	PATH="$$(dirname "$$python"):$$PATH" $(SAM_ENV) $(SAM) build --template-file template.yaml
 
 # ------------------------------------------------------------------ checkov
 
