@@ -11,6 +11,9 @@ from typing import Annotated, Literal, TypeGuard, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from sft_pipeline.aliases import ALIAS_NAME
+from sft_pipeline.evaluation.gate import GatePolicy, PromotePolicy
+
 # Who trains a job. Each name has its rules (validation.targets) and its adapter (providers),
 # both registered under this name; tests/unit/test_architecture.py lists the places.
 ProviderName = Literal["openai", "bedrock"]
@@ -34,6 +37,12 @@ METADATA_KEYS = {
     "validation-key": "validation_key",
     "holdout-percent": "holdout_percent",
     "cost-cap-usd": "cost_cap_usd",
+    "eval-key": "eval_key",
+    "alias": "alias",
+    "promote": "promote",
+    "min-improvement": "min_improvement",
+    "judge-model": "judge_model",
+    "few-shot-k": "few_shot_k",
 }
 SUFFIX_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 # Cost caps: 0 means no cap; a real one is at least a cent and at most a million dollars.
@@ -87,6 +96,15 @@ class JobSettings(_Frozen):
     cost_cap_usd: Annotated[float, Field(ge=0, le=MAX_COST_CAP_USD, allow_inf_nan=False)] | None = (
         None
     )
+    # The held-out set's own file; without it the validation file (named or split) is used.
+    eval_key: str | None = None
+    # The alias the model is for, and when the evaluation may make it the alias's next version.
+    alias: str | None = None
+    # None: if-better when an alias is named, else never (see gate_policy).
+    promote: PromotePolicy | None = None
+    min_improvement: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0
+    judge_model: str | None = Field(default=None, min_length=1, max_length=200)
+    few_shot_k: Annotated[int, Field(ge=0, le=20)] = 5
 
     @field_validator("provider", mode="before")
     @classmethod
@@ -105,7 +123,24 @@ class JobSettings(_Frozen):
             )
         return value or None
 
-    @field_validator("validation_key")
+    @field_validator("alias")
+    @classmethod
+    def _alias_name(cls, value: str | None) -> str | None:
+        if value is not None and not ALIAS_NAME.fullmatch(value):
+            raise ValueError(
+                "must be an alias name: 1-63 characters of lowercase letters, digits and '-', "
+                "starting with a letter"
+            )
+        return value
+
+    @field_validator("promote", mode="before")
+    @classmethod
+    def _known_policy(cls, value: object) -> object:
+        if value is not None and value not in get_args(PromotePolicy):
+            raise ValueError(f"must be one of {', '.join(get_args(PromotePolicy))}")
+        return value
+
+    @field_validator("validation_key", "eval_key")
     @classmethod
     def _plain_key(cls, value: str | None) -> str | None:
         """A key in the upload's own bucket, as S3 spells it: no path tricks, no empty key."""
@@ -124,6 +159,15 @@ class JobSettings(_Frozen):
                 f"no control characters, at most {MAX_S3_KEY_BYTES:,} bytes"
             )
         return value
+
+    def gate_policy(self) -> GatePolicy:
+        """The promotion gate's policy: an alias without a stated policy promotes if better."""
+        default: PromotePolicy = "if-better" if self.alias else "never"
+        return GatePolicy(
+            alias=self.alias,
+            promote=self.promote or default,
+            min_improvement=self.min_improvement,
+        )
 
     @field_validator("suffix")
     @classmethod
@@ -235,6 +279,8 @@ class WorkflowRequest(_Frozen):
     upload: UploadRef
     training_key: str
     validation_key: str | None = None
+    # The held-out set the evaluation answers: eval-key, else the validation file, else none.
+    eval_key: str | None = None
     examples: int
     settings: JobSettings
     poll: PollPolicy

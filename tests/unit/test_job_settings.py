@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from sft_pipeline.evaluation.gate import GatePolicy
 from sft_pipeline.jobs import (
     JobSettings,
     JobSettingsError,
@@ -83,6 +84,25 @@ def test_a_zero_cost_cap_means_no_cap() -> None:
             "base-model and sft-base-model disagree",
         ),
         ({"n-epochs": "3", "SFT-N-Epochs": "4"}, "SFT-N-Epochs and n-epochs disagree"),
+        ({"eval-key": ""}, "eval-key: must be the key of an object"),
+        ({"eval-key": "eval/../../x"}, "eval-key: must be the key of an object"),
+        ({"eval-key": "/eval/heldout.jsonl"}, "eval-key: must be the key"),
+        ({"alias": "Support-Bot"}, "alias: must be an alias name"),
+        ({"alias": "ft:gpt-4o-mini:acme"}, "alias: must be an alias name"),
+        ({"alias": "bot@2"}, "alias: must be an alias name"),
+        ({"alias": "a" * 64}, "alias: must be an alias name"),
+        ({"promote": "sometimes"}, "promote: must be one of if-better, always, never"),
+        ({"promote": ""}, "promote: must be one of"),
+        ({"min-improvement": "nan"}, "min-improvement: Input should be a finite number"),
+        ({"min-improvement": "inf"}, "min-improvement: Input should be a finite number"),
+        ({"min-improvement": "-0.1"}, "min-improvement: Input should be greater than or equal"),
+        ({"min-improvement": "1.5"}, "min-improvement: Input should be less than or equal to 1"),
+        ({"min-improvement": "a lot"}, "min-improvement"),
+        ({"judge-model": ""}, "judge-model"),
+        ({"judge-model": "m" * 201}, "judge-model"),
+        ({"few-shot-k": "21"}, "few-shot-k: Input should be less than or equal to 20"),
+        ({"few-shot-k": "-1"}, "few-shot-k"),
+        ({"few-shot-k": "2.5"}, "few-shot-k"),
     ],
 )
 def test_bad_metadata_is_explained(metadata: dict[str, str], problem: str) -> None:
@@ -110,6 +130,40 @@ def test_finite_numbers_in_range_are_kept() -> None:
     assert settings.cost_cap_usd == 0.01
     assert settings.hyperparameters.learning_rate_multiplier == 0.0001
     assert settings.validation_key == "valid/a b.jsonl"
+
+
+def test_the_evaluation_settings_are_read() -> None:
+    settings = settings_from_metadata(
+        {
+            "eval-key": "eval/heldout.jsonl",
+            "alias": "support-bot",
+            "promote": "always",
+            "min-improvement": "0.05",
+            "judge-model": "gpt-4.1",
+            "few-shot-k": "0",
+        },
+        DEFAULTS,
+    )
+    assert (settings.eval_key, settings.judge_model, settings.few_shot_k) == (
+        "eval/heldout.jsonl",
+        "gpt-4.1",
+        0,
+    )
+    assert settings.gate_policy() == GatePolicy(
+        alias="support-bot", promote="always", min_improvement=0.05
+    )
+
+
+def test_the_evaluation_settings_default_to_no_promotion_without_an_alias() -> None:
+    assert (DEFAULTS.eval_key, DEFAULTS.judge_model, DEFAULTS.few_shot_k) == (None, None, 5)
+    assert DEFAULTS.gate_policy() == GatePolicy(alias=None, promote="never", min_improvement=0)
+
+
+def test_naming_an_alias_promotes_if_better_unless_told_otherwise() -> None:
+    named = settings_from_metadata({"alias": "support-bot"}, DEFAULTS)
+    assert named.gate_policy().promote == "if-better"
+    never = settings_from_metadata({"alias": "support-bot", "promote": "never"}, DEFAULTS)
+    assert never.gate_policy().promote == "never"
 
 
 def test_dataset_id_and_execution_name_are_stable_per_version() -> None:

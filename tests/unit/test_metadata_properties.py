@@ -18,6 +18,7 @@ from tests.fakes import FakeBucket, FakeNotifier, FakeWorkflow, InMemoryRegistry
 BUCKET = "training-bucket"
 TRAINING_KEY = "training/support.jsonl"
 VALIDATION_KEY = "validation/valid.jsonl"
+EVAL_KEY = "eval/heldout.jsonl"
 SETTINGS = JobDefaultsSettings(default_cost_cap_usd=20)
 
 # Every key a user may set, in both spellings and odd cases, and one nobody knows.
@@ -50,6 +51,13 @@ values = st.one_of(
             VALIDATION_KEY,
             "bedrock",
             "amazon.nova-micro-v1:0:128k",
+            EVAL_KEY,
+            "support-bot",
+            "if-better",
+            "always",
+            "never",
+            "0.05",
+            "20",
         ]
     ),
 )
@@ -69,6 +77,7 @@ def test_any_metadata_gives_a_report_and_a_word_back(
     files = FakeBucket(metadata=metadata)
     files.objects[(BUCKET, TRAINING_KEY)] = as_lines(good_examples(30))
     files.objects[(BUCKET, VALIDATION_KEY)] = as_lines(good_examples(10))
+    files.objects[(BUCKET, EVAL_KEY)] = as_lines(good_examples(12))
     notifier, workflow = FakeNotifier(), FakeWorkflow()
     upload = UploadRef(bucket=BUCKET, key=TRAINING_KEY, version_id=f"v{next(versions)}")
 
