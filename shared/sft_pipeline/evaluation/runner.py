@@ -150,12 +150,12 @@ def evaluate(
         )
     ordered = [replies[c.name, i] for i in range(len(examples)) for c in contenders]
     return Evaluation(
-        summary=_summary(ordered, contenders, chosen + ([JUDGE] if judge else []), seed, policy),
+        summary=summarise_replies(ordered, contenders, chosen + ([JUDGE] if judge else []), seed, policy),
         replies=ordered,
     )
 
 
-def _summary(
+def summarise_replies(
     replies: Sequence[Reply],
     contenders: Sequence[Contender],
     graders: list[str],
