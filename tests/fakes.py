@@ -26,6 +26,7 @@ from sft_pipeline.aliases import (
     Variant,
 )
 from sft_pipeline.api_keys import ApiKeyNotFound, ApiKeyRecord, DuplicateApiKeyError
+from sft_pipeline.evaluation.summary import EvaluationSummary
 from sft_pipeline.jobs import JobState, UploadRef, WorkflowRequest
 from sft_pipeline.notifications import Notification
 from sft_pipeline.providers.base import (
@@ -274,6 +275,9 @@ class InMemoryRegistry:
 
     def set_model_serving(self, model_id: str, status: str) -> None:
         self.models[model_id] = self.models[model_id].model_copy(update={"serving_status": status})
+
+    def set_model_evaluation(self, model_id: str, summary: EvaluationSummary) -> None:
+        self.models[model_id] = self.models[model_id].model_copy(update={"evaluation": summary})
 
     def get_model(self, model_id: str) -> ModelRecord | None:
         return self.models.get(model_id)

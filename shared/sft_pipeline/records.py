@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sft_pipeline.evaluation.summary import EvaluationSummary
 from sft_pipeline.jobs import JobProgress, JobSettings, JobState, UploadRef
 
 # The status of a run that failed before the provider created a job.
@@ -167,3 +168,5 @@ class ModelRecord(BaseModel):
     serving_model: str | None = None
     serving_status: str | None = None
     serving_note: str | None = None
+    # Set after registration, once the held-out evaluation has run (never, without one).
+    evaluation: EvaluationSummary | None = None

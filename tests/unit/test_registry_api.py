@@ -23,8 +23,10 @@ from sft_pipeline.aliases import (
     single,
 )
 from sft_pipeline.api_keys import ApiKeyNotFound, DuplicateApiKeyError, new_key
+from sft_pipeline.evaluation.gate import GatePolicy
 from sft_pipeline.jobs import UploadRef
 from sft_pipeline.records import DatasetRecord, JobRecord, ModelRecord
+from tests.evaluation_samples import evaluation_summary
 from tests.fakes import InMemoryRegistry, registry_table
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -411,6 +413,21 @@ def test_a_model_is_registered_once_and_listed_newest_first(registry: AnyRegistr
     registry.set_model_serving(MODEL_A, "ready")
     assert registry.get_model(MODEL_A) == model().model_copy(update={"serving_status": "ready"})
     assert registry.get_model(MODEL_C) is None
+
+
+def test_a_registered_model_takes_its_evaluation(registry: AnyRegistry) -> None:
+    """Every field of the summary comes back, None ones included (no gate decision, the
+    candidate's own comparison), in the record read alone and in the listing."""
+    registry.register_model(model())
+    assert registry.get_model(MODEL_A).evaluation is None  # type: ignore[union-attr]
+    for summary in (evaluation_summary(), evaluation_summary(GatePolicy(alias=None))):
+        registry.set_model_evaluation(MODEL_A, summary)
+        assert registry.get_model(MODEL_A) == model().model_copy(update={"evaluation": summary})
+        assert registry.list_models()[0].evaluation == summary
+    registry.set_model_evaluation(
+        MODEL_A, summary := evaluation_summary().model_copy(update={"decision": None})
+    )
+    assert registry.get_model(MODEL_A).evaluation == summary  # type: ignore[union-attr]
 
 
 # The table's layout: data already stored must stay readable, so it never changes.

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from sft_pipeline.evaluation.summary import EvaluationSummary
 from sft_pipeline.jobs import JobProgress, JobState, UploadRef, WorkflowRequest, WorkflowState
 from sft_pipeline.notifications import DatasetRef, Notification, Outcome
 from sft_pipeline.providers.base import (
@@ -62,6 +63,10 @@ class WorkflowRegistry(Protocol):
 
     def register_model(self, record: ModelRecord) -> bool:
         """Write the model once; False if it was already registered (a retried step)."""
+        ...
+
+    def set_model_evaluation(self, model_id: str, summary: EvaluationSummary) -> None:
+        """Record a registered model's evaluation."""
         ...
 
 
