@@ -104,9 +104,13 @@ def test_prepare_writes_shards_of_keys_only_and_a_plan() -> None:
 
 
 def test_no_held_out_set_is_skipped_and_said() -> None:
-    prepared = prepare(_state(validation_key=None), _files(), InMemoryRegistry())
+    files, registry = _files(), InMemoryRegistry()
+    prepared = prepare(_state(validation_key=None, alias="support-bot"), files, registry)
     assert prepared.shards == []
-    assert prepared.skipped is not None and "no held-out set" in prepared.skipped
+    result = aggregate(prepared, files, registry, NOW)
+    assert not result.promoted and result.summary_key is None
+    assert result.decision is not None and "no held-out set" in result.decision
+    assert registry.list_aliases() == []
 
 
 def test_a_better_fine_tune_is_promoted_to_a_new_alias_version() -> None:
@@ -117,7 +121,7 @@ def test_a_better_fine_tune_is_promoted_to_a_new_alias_version() -> None:
         Variant(model=CANDIDATE, weight=100)
     ]
     assert result.decision.startswith("promoted support-bot to v1")
-    summary = json.loads(files.objects[("data", result.summary_key)])
+    summary = json.loads(files.objects[("data", str(result.summary_key))])
     assert summary["examples"] == 12
     scores = {c["name"]: c["score"]["mean"] for c in summary["contenders"]}
     assert scores["candidate"] == 1.0 and scores["base"] == 0.0

@@ -75,6 +75,8 @@ class Prepared(BaseModel):
     plan_key: str | None = None
     shards: list[str] = []
     examples: int = 0
+    # The Map state's MaxConcurrency (the stack's EvaluationConcurrency).
+    concurrency: int = 1
     skipped: str | None = None
 
 
@@ -86,7 +88,7 @@ class ShardDone(BaseModel):
 class Aggregated(BaseModel):
     """What the finish step needs: where the summary is, and the gate's decision in a sentence."""
 
-    summary_key: str
+    summary_key: str | None = None
     examples: int
     promoted: bool
     alias_version: int | None = None
@@ -155,6 +157,7 @@ def prepare(
     registry: AliasRegistry,
     *,
     shard_size: int = SHARD_SIZE,
+    concurrency: int = 1,
 ) -> Prepared:
     """Write the plan and the shards; no held-out set means nothing to shard, said so."""
     request = state.request
@@ -202,7 +205,13 @@ def prepare(
         )
         bucket.put(name, shard_key, body.encode(), "application/json")
         shards.append(shard_key)
-    return Prepared(bucket=name, plan_key=plan_key, shards=shards, examples=len(examples))
+    return Prepared(
+        bucket=name,
+        plan_key=plan_key,
+        shards=shards,
+        examples=len(examples),
+        concurrency=concurrency,
+    )
 
 
 def _result_key(shard_key: str) -> str:
@@ -247,7 +256,7 @@ def aggregate(
 ) -> Aggregated:
     """The statistics over all shards, the gate's decision, and the promotion it allows."""
     if prepared.plan_key is None:
-        raise ValueError("nothing was prepared for evaluation")
+        return Aggregated(examples=0, promoted=False, decision=prepared.skipped)
     name = prepared.bucket
     plan = EvaluationPlan.model_validate_json(_read(bucket, name, prepared.plan_key))
     replies = [
