@@ -17,6 +17,7 @@ from sft_pipeline.providers.base import (
     ProviderTransientError,
 )
 from sft_pipeline.records import JobRecord, ModelRecord, ProviderJob
+from tests.evaluation_samples import evaluation_summary
 from tests.fakes import FakeProvider, InMemoryRegistry
 
 NOW = dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC)
@@ -225,6 +226,31 @@ def test_a_split_alias_shows_the_earliest_shutdown_of_the_models_it_serves(
         22,
     )
     assert (cards["nova"].shutdown_date, cards["nova"].days_until_shutdown) == (None, None)
+
+
+def test_models_and_jobs_show_the_evaluation_once_it_has_run(
+    api: ApiService, registry: InMemoryRegistry
+) -> None:
+    registry.put_job(
+        JobRecord(
+            dataset_id="d1",
+            provider="openai",
+            job_id="ftjob-1",
+            status="succeeded",
+            base_model=BASE,
+            model_id=FINE_TUNE,
+            started_at=NOW,
+        )
+    )
+    assert api.get_job("ftjob-1").evaluation is None
+    summary = evaluation_summary()
+    registry.set_model_evaluation(FINE_TUNE, summary)
+    cards = {card.id: card for card in api.list_models(dt.date(2026, 11, 25)).data}
+    assert cards[FINE_TUNE].evaluation == summary
+    assert api.get_job("ftjob-1").evaluation == summary
+    shown = api.get_job("ftjob-1").model_dump(mode="json")["evaluation"]
+    assert [c["name"] for c in shown["contenders"]] == ["candidate", "base", "few_shot"]
+    assert shown["decision"]["promote"] is True
 
 
 def test_unknown_job_is_404(api: ApiService) -> None:

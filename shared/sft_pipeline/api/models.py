@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sft_pipeline.aliases import Variant
+from sft_pipeline.evaluation.summary import EvaluationSummary
 from sft_pipeline.records import DatasetRecord, JobRecord, JobSummary, ModelRecord
 
 MAX_MESSAGES = 256
@@ -72,6 +73,8 @@ class ModelCard(BaseModel):
     alias_version: int | None = None
     variants: list[Variant] | None = None
     dataset_id: str | None = None
+    # The fine-tune's held-out evaluation, once it has run.
+    evaluation: EvaluationSummary | None = None
 
 
 class ModelList(BaseModel):
@@ -112,6 +115,7 @@ class JobView(JobSummary):
     train_loss: float | None = None
     valid_loss: float | None = None
     hyperparameters: dict[str, Any] | None = None
+    evaluation: EvaluationSummary | None = None
     events: list[str] = Field(default_factory=list)
 
     @classmethod
@@ -134,6 +138,7 @@ class JobView(JobSummary):
             train_loss=model.train_loss if model else None,
             valid_loss=model.valid_loss if model else None,
             hyperparameters=model.hyperparameters if model else None,
+            evaluation=model.evaluation if model else None,
             events=events or [],
         )
 

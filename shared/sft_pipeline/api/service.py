@@ -431,6 +431,7 @@ def _model_card(model: ModelRecord, today: dt.date) -> ModelCard:
         shutdown_date=shutdown.isoformat() if shutdown else None,
         days_until_shutdown=(shutdown - today).days if shutdown else None,
         dataset_id=model.dataset_id,
+        evaluation=model.evaluation,
     )
 
 
