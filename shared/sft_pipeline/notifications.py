@@ -14,6 +14,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, NonNegativeInt
 
+from sft_pipeline.evaluation.summary import EvaluationSummary
 from sft_pipeline.jobs import UploadRef
 from sft_pipeline.redaction import redact_secrets
 
@@ -111,6 +112,15 @@ class Notification(BaseModel):
     api_base_url: str | None = None
     # How the new model can be called, when that needs a word (a deployment, a cost).
     serving_note: Annotated[str | None, _shown(MAX_ERROR_CHARS)] = None
+    # The held-out evaluation of a new model: its summary and the gate's decision as one
+    # sentence ("promoted support-bot to v3: ..."); or why none ran; or why it failed
+    # (the model stays registered either way, and is not promoted).
+    evaluation: EvaluationSummary | None = None
+    evaluation_decision: Annotated[str | None, _shown(MAX_ERROR_CHARS)] = None
+    evaluation_skipped: Annotated[str | None, _shown(MAX_ERROR_CHARS)] = None
+    evaluation_error: Annotated[str | None, _shown(MAX_ERROR_CHARS)] = None
+    # The model card (Markdown and HTML) in the bucket.
+    model_card_uri: str | None = None
 
     @property
     def duration_seconds(self) -> int | None:

@@ -15,6 +15,7 @@ from sft_pipeline.adapters.notification_text import subject_for
 from sft_pipeline.adapters.notifier import email_text, notification_from_sns, sns_message
 from sft_pipeline.adapters.slack import slack_blocks
 from sft_pipeline.notifications import MAX_ERROR_CHARS, DatasetRef, Notification, Outcome, hint_for
+from tests.evaluation_samples import evaluation_summary
 
 MODEL_ID = "ft:gpt-4o-mini-2024-07-18:acme:support:AbC123xy"
 REPORT_URI = "s3://acme-training/reports/support-set.jsonl/v3.json"
@@ -498,3 +499,104 @@ def test_notification_from_sns_ignores_fields_it_does_not_know() -> None:
 def test_notification_from_sns_refuses_anything_else(message: str) -> None:
     with pytest.raises(ValidationError):
         notification_from_sns(message)
+
+
+# --- the evaluation of a new model ------------------------------------------------------------
+
+DECISION = "promoted support-bot to v3: +0.70 over v2"
+CARD_URI = "s3://acme-training/reports/models/ft-gpt-4o-mini/card.html"
+
+
+def evaluated(**changes: Any) -> Notification:
+    fields: dict[str, Any] = {
+        "evaluation": evaluation_summary(),
+        "evaluation_decision": DECISION,
+        "model_card_uri": CARD_URI,
+    }
+    return succeeded(**(fields | changes))
+
+
+def test_email_shows_the_score_table_the_gates_decision_and_the_model_card() -> None:
+    text = email_text(evaluated())
+    assert (
+        "Evaluation (10 held-out examples, scored by exact_match):\n"
+        "  Promoted support-bot to v3: +0.70 over v2\n"
+        "  contender  model                                            score  95% interval"
+        "    candidate W/T/L\n"
+        "  candidate  ft:gpt-4o-mini-2024-07-18:acme:support-a:AAA111  0.900  0.700 to 1.000  -\n"
+        "  base       gpt-4o-mini-2024-07-18                           0.200  0.000 to 0.500  8/1/1\n"
+        "  few_shot   gpt-4o-mini-2024-07-18                           0.500  0.200 to 0.800  4/6/0\n"
+    ) in text
+    assert f"Model card:     {CARD_URI}\n" in text
+
+
+def test_without_a_sentence_from_the_workflow_the_gates_reason_is_shown() -> None:
+    text = email_text(evaluated(evaluation_decision=None))
+    assert "  Promoted: +0.70 over the base model (95% interval +0.30 to +1.00)\n" in text
+
+
+def test_a_failed_evaluation_says_why_and_that_the_model_is_kept() -> None:
+    n = succeeded(evaluation_error="The chat endpoint kept answering 503.")
+    expected = "The chat endpoint kept answering 503. The model is registered but was not promoted."
+    assert f"Evaluation failed:\n  {expected}\n" in email_text(n)
+    sections = [b["text"]["text"] for b in slack_blocks(n)["blocks"] if "text" in b]
+    assert f"*Evaluation failed*\n{expected}" in sections
+
+
+def test_no_held_out_set_says_the_model_is_registered_but_not_promoted() -> None:
+    n = succeeded(evaluation_skipped="no held-out set: name an eval-key or keep a validation file")
+    assert (
+        "Not evaluated:\n  No held-out set: name an eval-key or keep a validation file. "
+        "The model is registered but is never promoted automatically without an evaluation.\n"
+    ) in email_text(n)
+
+
+def test_nothing_is_said_of_an_evaluation_the_run_did_not_mention() -> None:
+    assert "valuat" not in email_text(succeeded())
+    assert "valuat" not in all_text(slack_blocks(succeeded()))
+
+
+def test_slack_shows_the_decision_then_the_table_in_a_code_block() -> None:
+    message = slack_blocks(evaluated())
+    assert block_kit_problems(message) == []
+    section = next(
+        b["text"]["text"]
+        for b in message["blocks"]
+        if b.get("text", {}).get("text", "").startswith("*Evaluation")
+    )
+    lines = section.split("\n")
+    assert lines[:2] == [
+        "*Evaluation (10 held-out examples, scored by exact_match)*",
+        "Promoted support-bot to v3: +0.70 over v2",
+    ]
+    assert lines[2].startswith("```contender  model")
+    assert lines[-1].startswith("few_shot   gpt-4o-mini-2024-07-18") and lines[-1].endswith(
+        "4/6/0```"
+    )
+    context = message["blocks"][-1]["elements"]
+    assert {"type": "mrkdwn", "text": f"Model card: `{CARD_URI}`"} in context
+
+
+def test_slack_evaluation_stays_within_limits_and_escaped_whatever_the_input() -> None:
+    summary = evaluation_summary()
+    hostile = summary.model_copy(
+        update={
+            "contenders": [c.model_copy(update={"model": "<&>" * 900}) for c in summary.contenders]
+        }
+    )
+    message = slack_blocks(evaluated(evaluation=hostile, evaluation_decision="<b>" * 2000))
+    assert block_kit_problems(message) == []
+    section = next(
+        b["text"]["text"]
+        for b in message["blocks"]
+        if b.get("text", {}).get("text", "").startswith("*Evaluation")
+    )
+    assert "<" not in section and ">" not in section.replace("&gt;", "")
+    # The table is clipped inside its code block, which stays closed.
+    assert section.endswith("…```") and section.count("```") == 2
+
+
+def test_the_evaluation_reaches_the_slack_notifier_through_sns_intact() -> None:
+    n = evaluated(evaluation_error=None)
+    lambda_variant = json.loads(sns_message(n)["Message"])["lambda"]
+    assert notification_from_sns(lambda_variant) == n

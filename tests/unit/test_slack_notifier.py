@@ -30,6 +30,7 @@ from sft_pipeline.adapters.notifier import notification_from_sns
 from sft_pipeline.adapters.secrets import read_secret
 from sft_pipeline.adapters.slack import SlackDeliveryError, SlackWebhook, slack_blocks
 from sft_pipeline.settings import ConfigurationError, SlackNotifierSettings, forget_settings
+from tests.evaluation_samples import evaluation_summary
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLER_PATH = ROOT / "functions" / "slack_notifier" / "app.py"
@@ -165,6 +166,21 @@ def test_posts_every_record(slack: FakeSlack, deploy: Callable[..., Handler]) ->
         ":white_check_mark: Fine-tune succeeded: support-set.jsonl",
         ":x: Fine-tune failed: support-set.jsonl",
     ]
+
+
+def test_posts_the_evaluation_of_the_new_model(
+    slack: FakeSlack, deploy: Callable[..., Handler]
+) -> None:
+    evaluated = json.loads(sample_message()) | {
+        "evaluation": evaluation_summary().model_dump(mode="json"),
+        "evaluation_decision": "promoted support-bot to v3: +0.70 over v2",
+    }
+    handler = deploy(slack.url)
+    assert handler(event_with_messages(json.dumps(evaluated)), LambdaContext()) == {"posted": 1}
+    sections = [b["text"]["text"] for b in slack.posts[0]["blocks"] if "text" in b]
+    evaluation = next(s for s in sections if s.startswith("*Evaluation (10 held-out examples"))
+    assert "\nPromoted support-bot to v3: +0.70 over v2\n```contender" in evaluation
+    assert "\nbase       gpt-4o-mini-2024-07-18" in evaluation
 
 
 @pytest.mark.parametrize("switched_off", ["disabled", "DISABLED\n", " "])

@@ -11,6 +11,7 @@ import unicodedata
 from datetime import UTC, datetime
 from typing import Literal, NamedTuple
 
+from sft_pipeline.evaluation.summary import score_table
 from sft_pipeline.notifications import Notification, Outcome, usd
 
 # SNS refuses a longer Subject; Slack shows the same line as its fallback text.
@@ -88,6 +89,52 @@ def summary_facts(n: Notification) -> list[Fact]:
     return facts
 
 
+class EvaluationText(NamedTuple):
+    heading: str
+    sentence: str
+    # The score table as aligned plain-text lines (header first); empty without a summary.
+    table: list[str]
+
+
+def evaluation_text(n: Notification) -> EvaluationText | None:
+    """The held-out evaluation of a new model: the gate's decision in one sentence and the
+    score table; or why there was none, or why it failed. None when nothing was said of it."""
+    if n.evaluation_error:
+        return EvaluationText(
+            "Evaluation failed",
+            f"{n.evaluation_error.rstrip('.')}. The model is registered but was not promoted.",
+            [],
+        )
+    if n.evaluation_skipped:
+        return EvaluationText(
+            "Not evaluated",
+            f"{_capitalised(n.evaluation_skipped.rstrip('.'))}. The model is registered "
+            "but is never promoted automatically without an evaluation.",
+            [],
+        )
+    summary = n.evaluation
+    if summary is None:
+        return None
+    decision = n.evaluation_decision or (summary.decision.reason if summary.decision else None)
+    return EvaluationText(
+        f"Evaluation ({summary.examples:,} held-out examples, scored by {summary.primary})",
+        _capitalised(decision) if decision else "No promotion was asked for.",
+        _aligned_columns(score_table(summary)),
+    )
+
+
+def _capitalised(sentence: str) -> str:
+    return sentence[:1].upper() + sentence[1:]
+
+
+def _aligned_columns(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
 def reference_facts(n: Notification) -> list[Fact]:
     """Where to look further (Slack shows them as context)."""
     candidates = [
@@ -95,6 +142,7 @@ def reference_facts(n: Notification) -> list[Fact]:
         Fact("Dataset id", n.dataset.dataset_id, "code"),
         Fact("Validation", n.validation_summary or ""),
         Fact("Report", n.report_uri or "", "code"),
+        Fact("Model card", n.model_card_uri or "", "code"),
         Fact("Started", _utc(n.started_at)),
         Fact("Finished", _utc(n.finished_at)),
         Fact("Console", n.console_url or "", "link"),

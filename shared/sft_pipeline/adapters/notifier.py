@@ -13,6 +13,7 @@ from typing import Any, Literal, TypedDict
 from sft_pipeline.adapters.notification_text import (
     STYLES,
     Fact,
+    evaluation_text,
     reference_facts,
     subject_for,
     summary_facts,
@@ -67,6 +68,9 @@ def email_text(n: Notification) -> str:
     style = STYLES[n.outcome]
     lines = [f"{style.title}: {n.dataset.file_name}", style.sentence, ""]
     lines += _aligned(summary_facts(n))
+    if evaluation := evaluation_text(n):
+        lines += ["", f"{evaluation.heading}:", f"  {evaluation.sentence}"]
+        lines += [f"  {row}" for row in evaluation.table]
     if n.error_code or n.error_message:
         code = f" ({n.error_code})" if n.error_code else ""
         lines += ["", f"Error{code}:", f"  {n.error_message or 'no message from the provider'}"]

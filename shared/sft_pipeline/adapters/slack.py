@@ -19,6 +19,7 @@ from urllib.request import Request, urlopen
 from sft_pipeline.adapters.notification_text import (
     STYLES,
     Fact,
+    evaluation_text,
     reference_facts,
     subject_for,
     summary_facts,
@@ -102,6 +103,14 @@ def slack_blocks(n: Notification) -> dict[str, Any]:
             ],
         },
     ]
+    if evaluation := evaluation_text(n):
+        sentence = _clip(_escape(evaluation.sentence), SLACK_TEXT_MAX_CHARS // 2)
+        text = f"*{_escape(evaluation.heading)}*\n{sentence}"
+        if evaluation.table:
+            # The table is clipped inside its code block, so the block stays closed.
+            room = SLACK_TEXT_MAX_CHARS - len(text) - len("\n``````")
+            text += "\n```" + _clip(_escape("\n".join(evaluation.table)), room) + "```"
+        blocks.append(_section(text))
     if n.error_code or n.error_message:
         code = f" `{_escape(n.error_code)}`" if n.error_code else ""
         message = _escape(n.error_message or "no message from the provider")
