@@ -10,6 +10,7 @@ import openai
 import pytest
 
 from sft_local.openai_emulator import JobTimeline, OpenAIEmulator
+from sft_pipeline.evaluation.report_html import LossPoint
 from sft_pipeline.jobs import Hyperparameters, JobState
 from sft_pipeline.providers import openai_provider
 from sft_pipeline.providers.base import (
@@ -215,4 +216,16 @@ def test_result_metrics_parse_plain_and_base64() -> None:
         metrics = parse_result_metrics(content)
         assert metrics is not None
         assert (metrics.steps, metrics.train_loss, metrics.valid_loss) == (3, 0.4, 1.1)
+        assert metrics.curve == [
+            LossPoint(step=1, train_loss=1.5),
+            LossPoint(step=2, train_loss=0.9, valid_loss=1.1),
+            LossPoint(step=3, train_loss=0.4),
+        ]
     assert parse_result_metrics(b"") is None
+
+
+def test_the_loss_curve_keeps_only_numbers() -> None:
+    csv = b"step,train_loss,valid_loss\n1,nan,\nsummary,0.5,0.6\n2,0.8,oops\n"
+    metrics = parse_result_metrics(csv)
+    assert metrics is not None
+    assert metrics.curve == [LossPoint(step=1), LossPoint(step=2, train_loss=0.8)]

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import Any, BinaryIO, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from sft_pipeline.evaluation.report_html import LossPoint
 from sft_pipeline.jobs import Hyperparameters, ProviderName
 from sft_pipeline.records import ProviderJob
 
@@ -60,6 +61,8 @@ class TrainingMetrics(BaseModel):
     steps: int
     train_loss: float | None = None
     valid_loss: float | None = None
+    # Every step the provider's result file reports, for the model card's loss chart.
+    curve: list[LossPoint] = Field(default_factory=list)
 
 
 class JobRequest(BaseModel):

@@ -11,6 +11,7 @@ import base64
 import binascii
 import csv
 import io
+import math
 import time
 from collections.abc import Callable
 from functools import lru_cache
@@ -20,6 +21,7 @@ import openai
 from openai.types.fine_tuning import FineTuningJob, job_create_params
 
 from sft_pipeline.adapters.secrets import read_secret
+from sft_pipeline.evaluation.report_html import LossPoint
 from sft_pipeline.jobs import JobState, ProviderName
 from sft_pipeline.providers import Purpose
 from sft_pipeline.providers.base import (
@@ -118,7 +120,8 @@ def to_provider_job(job: FineTuningJob) -> ProviderJob:
 
 
 def parse_result_metrics(content: bytes) -> TrainingMetrics | None:
-    """Final losses from the result CSV (which OpenAI may serve base64-encoded)."""
+    """Final losses and the loss curve from the result CSV (which OpenAI may serve
+    base64-encoded)."""
     text = content.lstrip()
     if not text.startswith(b"step"):
         try:
@@ -131,12 +134,8 @@ def parse_result_metrics(content: bytes) -> TrainingMetrics | None:
 
     def last(column: str) -> float | None:
         for row in reversed(rows):
-            value = (row.get(column) or "").strip()
-            if value:
-                try:
-                    return float(value)
-                except ValueError:
-                    return None
+            if (row.get(column) or "").strip():
+                return _number(row.get(column))
         return None
 
     step = last("step")
@@ -144,7 +143,25 @@ def parse_result_metrics(content: bytes) -> TrainingMetrics | None:
         steps=int(step) if step is not None else len(rows),
         train_loss=last("train_loss"),
         valid_loss=last("valid_loss"),
+        curve=[
+            LossPoint(
+                step=int(number),
+                train_loss=_number(row.get("train_loss")),
+                valid_loss=_number(row.get("valid_loss")),
+            )
+            for row in rows
+            if (number := _number(row.get("step"))) is not None
+        ],
     )
+
+
+def _number(value: str | None) -> float | None:
+    """A CSV cell as a finite number; None when empty or not one."""
+    try:
+        number = float((value or "").strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 class OpenAIProvider:
