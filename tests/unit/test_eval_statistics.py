@@ -101,3 +101,10 @@ def test_edge_cases() -> None:
         compare([1.0, 0.0], [1.0])
     with pytest.raises(ValueError, match="confidence"):
         mean_interval([1.0, 0.0], confidence=1.5)
+
+
+def test_the_mean_of_nearly_equal_scores_stays_inside_them() -> None:
+    # fsum / n of these lands above the largest score unless the mean is kept within them.
+    values = [0.825263298673666] * 4 + [0.8252632986736659]
+    interval = mean_interval(values, seed=0, resamples=RESAMPLES)
+    assert min(values) <= interval.low <= interval.mean <= interval.high <= max(values)

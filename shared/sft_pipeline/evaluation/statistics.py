@@ -54,7 +54,8 @@ def mean_interval(
     n = len(values)
     if n == 0:
         return Interval(mean=0.0, low=0.0, high=0.0, n=0)
-    mean = math.fsum(values) / n
+    # Dividing a correctly rounded sum can still land a hair outside nearly equal scores.
+    mean = min(max(math.fsum(values) / n, min(values)), max(values))
     if n == 1 or min(values) == max(values):
         return Interval(mean=mean, low=mean, high=mean, n=n)
     rng = random.Random(seed)
