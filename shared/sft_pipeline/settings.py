@@ -169,19 +169,6 @@ class FinishJobSettings(ProviderSettings, RegistrySettings, NotifierSettings):
     api_base_url: ResourceName = Field(description="the stack's API base URL")
 
 
-class PrepareEvaluationSettings(RegistrySettings):
-    # Shards evaluated at once: the Map state reads it from the prepared plan.
-    evaluation_concurrency: int = Field(default=10, ge=1)
-
-
-class EvaluateShardSettings(ProviderSettings):
-    pass
-
-
-class AggregateEvaluationSettings(RegistrySettings):
-    pass
-
-
 class ApiSettings(ProviderSettings, RegistrySettings, ApiLimits):
     pass
 
