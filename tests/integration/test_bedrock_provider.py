@@ -11,9 +11,10 @@ from botocore.config import Config
 from moto import mock_aws
 
 from sft_local.bedrock_standin import BedrockStandIn, BedrockTimeline
+from sft_pipeline.evaluation.report_html import LossPoint
 from sft_pipeline.jobs import Hyperparameters, JobState
 from sft_pipeline.providers.base import JobRequest, ProviderPermanentError, ProviderRateLimitError
-from sft_pipeline.providers.bedrock_provider import BedrockConfig, BedrockProvider
+from sft_pipeline.providers.bedrock_provider import BedrockConfig, BedrockProvider, _loss_curve
 from sft_pipeline.validation.targets.bedrock import job_setting_problems
 from tests.conftest import as_lines, good_examples
 
@@ -90,6 +91,9 @@ def test_lifecycle_metrics_and_on_demand_serving(standin: BedrockStandIn) -> Non
     assert (job.state, job.hyperparameters["epochCount"]) == (JobState.SUCCEEDED, 3)
     metrics = provider.final_metrics(job)
     assert metrics is not None and metrics.train_loss is not None and metrics.steps > 0
+    # The loss curve: one point per step from 0, ending on the final loss.
+    assert [point.step for point in metrics.curve] == list(range(metrics.steps + 1))
+    assert metrics.curve[-1].train_loss == metrics.train_loss
     serving = provider.serve(job)
     assert (serving.status, ":custom-model-deployment/" in serving.model) == ("deploying", True)
     standin.advance(20)
@@ -181,3 +185,22 @@ def test_serving_without_on_demand_deployment_says_what_to_do(standin: BedrockSt
     serving = provider.serve(provider.get_job(job_id))
     assert serving.status == "disabled" and "create-custom-model-deployment" in (serving.note or "")
     assert standin.deployments == {}
+
+
+def test_the_loss_curve_puts_each_epochs_validation_loss_at_its_step() -> None:
+    steps = [
+        {"step_number": "0", "training_loss": "2.0"},
+        {"step_number": "1", "training_loss": "1.2"},
+        {"step_number": "2", "training_loss": "0.8"},
+        {"step_number": "", "training_loss": "9"},
+    ]
+    epochs = [
+        {"step_number": "1", "validation_loss": "1.4"},
+        {"step_number": "3", "validation_loss": "1.0"},
+    ]
+    assert _loss_curve(steps, epochs) == [
+        LossPoint(step=0, train_loss=2.0),
+        LossPoint(step=1, train_loss=1.2, valid_loss=1.4),
+        LossPoint(step=2, train_loss=0.8),
+        LossPoint(step=3, valid_loss=1.0),
+    ]

@@ -10,6 +10,7 @@ statemachine/*.asl.json.
 
 from __future__ import annotations
 
+import math
 from typing import Any, BinaryIO, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -63,6 +64,15 @@ class TrainingMetrics(BaseModel):
     valid_loss: float | None = None
     # Every step the provider's result file reports, for the model card's loss chart.
     curve: list[LossPoint] = Field(default_factory=list)
+
+
+def metric_value(cell: str | None) -> float | None:
+    """A cell of a provider's metrics CSV as a finite number; None when empty or not one."""
+    try:
+        number = float((cell or "").strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 class JobRequest(BaseModel):

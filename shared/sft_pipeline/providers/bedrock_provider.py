@@ -24,6 +24,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from sft_pipeline.adapters.training_bucket import parse_s3_uri
+from sft_pipeline.evaluation.report_html import LossPoint
 from sft_pipeline.jobs import JobState, ProviderName
 from sft_pipeline.providers import Purpose
 from sft_pipeline.providers.base import (
@@ -35,6 +36,7 @@ from sft_pipeline.providers.base import (
     Serving,
     ServingStatus,
     TrainingMetrics,
+    metric_value,
 )
 from sft_pipeline.providers.converse_format import (
     UnsupportedRequestError,
@@ -106,6 +108,23 @@ def job_name(upload_tag: str) -> str:
 def _base_model_id(identifier: str) -> str:
     """``arn:aws:bedrock:...:foundation-model/amazon.nova-micro-v1:0:128k`` -> the model id."""
     return identifier.rsplit("foundation-model/", 1)[-1]
+
+
+def _loss_curve(steps: list[dict[str, str]], epochs: list[dict[str, str]]) -> list[LossPoint]:
+    """Each step's training loss, with each epoch's validation loss at the step it was
+    measured (Bedrock writes one validation row per epoch, at its last step)."""
+    points: dict[int, LossPoint] = {}
+    for row in steps:
+        if (step := metric_value(row.get("step_number"))) is not None:
+            points[int(step)] = LossPoint(
+                step=int(step), train_loss=metric_value(row.get("training_loss"))
+            )
+    for row in epochs:
+        if (step := metric_value(row.get("step_number"))) is not None:
+            point = points.get(int(step), LossPoint(step=int(step)))
+            valid = metric_value(row.get("validation_loss"))
+            points[int(step)] = point.model_copy(update={"valid_loss": valid})
+    return [points[step] for step in sorted(points)]
 
 
 def _number(value: str) -> int | float | str:
@@ -247,24 +266,25 @@ class BedrockProvider:
         bucket, prefix = parse_s3_uri(described["outputDataConfig"]["s3Uri"])
         listing = self._call(self._s3.list_objects_v2, Bucket=bucket, Prefix=prefix)
         files = {obj["Key"].rsplit("/", 1)[-1]: obj["Key"] for obj in listing.get("Contents", [])}
-        training = self._last_row(bucket, files.get(TRAINING_METRICS_FILE))
-        if training is None:
+        steps = self._rows(bucket, files.get(TRAINING_METRICS_FILE))
+        if not steps:
             return None
-        validation = self._last_row(bucket, files.get(VALIDATION_METRICS_FILE))
+        epochs = self._rows(bucket, files.get(VALIDATION_METRICS_FILE))
+        training, validation = steps[-1], epochs[-1] if epochs else None
         return TrainingMetrics(
             steps=int(float(training.get("step_number") or 0)),
             train_loss=float(training["training_loss"]) if training.get("training_loss") else None,
             valid_loss=float(validation["validation_loss"])
             if validation and validation.get("validation_loss")
             else None,
+            curve=_loss_curve(steps, epochs),
         )
 
-    def _last_row(self, bucket: str, key: str | None) -> dict[str, str] | None:
+    def _rows(self, bucket: str, key: str | None) -> list[dict[str, str]]:
         if key is None:
-            return None
+            return []
         body = self._call(self._s3.get_object, Bucket=bucket, Key=key)["Body"].read()
-        rows = list(csv.DictReader(io.StringIO(body.decode("utf-8", "replace"))))
-        return rows[-1] if rows else None
+        return list(csv.DictReader(io.StringIO(body.decode("utf-8", "replace"))))
 
     @staticmethod
     def _hyperparameters(spec: BedrockModelSpec, request: JobRequest) -> dict[str, str]:

@@ -11,7 +11,6 @@ import base64
 import binascii
 import csv
 import io
-import math
 import time
 from collections.abc import Callable
 from functools import lru_cache
@@ -33,6 +32,7 @@ from sft_pipeline.providers.base import (
     Serving,
     ServingStatus,
     TrainingMetrics,
+    metric_value,
 )
 from sft_pipeline.records import ProviderJob
 from sft_pipeline.redaction import redact_secrets
@@ -135,7 +135,7 @@ def parse_result_metrics(content: bytes) -> TrainingMetrics | None:
     def last(column: str) -> float | None:
         for row in reversed(rows):
             if (row.get(column) or "").strip():
-                return _number(row.get(column))
+                return metric_value(row.get(column))
         return None
 
     step = last("step")
@@ -146,22 +146,13 @@ def parse_result_metrics(content: bytes) -> TrainingMetrics | None:
         curve=[
             LossPoint(
                 step=int(number),
-                train_loss=_number(row.get("train_loss")),
-                valid_loss=_number(row.get("valid_loss")),
+                train_loss=metric_value(row.get("train_loss")),
+                valid_loss=metric_value(row.get("valid_loss")),
             )
             for row in rows
-            if (number := _number(row.get("step"))) is not None
+            if (number := metric_value(row.get("step"))) is not None
         ],
     )
-
-
-def _number(value: str | None) -> float | None:
-    """A CSV cell as a finite number; None when empty or not one."""
-    try:
-        number = float((value or "").strip())
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
 
 
 class OpenAIProvider:
