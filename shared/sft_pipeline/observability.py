@@ -34,6 +34,13 @@ class Metric(StrEnum):
     # Per API call; dimensions model (the alias or model asked for) and served_model.
     LATENCY = "Latency"
     ERRORS = "Errors"
+    # Per answered API call, same dimensions; cost from the dated price table, absent when
+    # the model's price is unknown (never a guessed zero).
+    INPUT_TOKENS = "InputTokens"
+    OUTPUT_TOKENS = "OutputTokens"
+    COST = "CostUsd"
+    # Per evaluated fine-tune: the candidate's mean score; dimension model.
+    EVALUATION_SCORE = "EvaluationScore"
 
 
 def put_metric(name: Metric, unit: MetricUnit, value: float, **dimensions: str) -> None:
@@ -46,6 +53,11 @@ def put_metric(name: Metric, unit: MetricUnit, value: float, **dimensions: str) 
 
 def count(name: Metric, outcome: str) -> None:
     put_metric(name, MetricUnit.Count, 1, outcome=outcome)
+
+
+def record_evaluation_score(model_id: str, score: float) -> None:
+    """The evaluated fine-tune's mean score (0..1), for the dashboard's per-model chart."""
+    put_metric(Metric.EVALUATION_SCORE, MetricUnit.NoUnit, score, model=model_id)
 
 
 A = TypeVar("A")

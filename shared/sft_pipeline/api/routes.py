@@ -33,7 +33,7 @@ from sft_pipeline.api.models import (
     JobView,
     ModelList,
 )
-from sft_pipeline.api.service import ApiError, ApiService, LookupCache, invalid_request
+from sft_pipeline.api.service import ApiError, ApiService, LookupCache, Usage, invalid_request
 from sft_pipeline.observability import Metric, logger, put_metric
 from sft_pipeline.settings import ApiLimits, load_settings
 
@@ -145,6 +145,8 @@ def chat_completions(request: ChatCompletionRequest) -> Response[str]:
         result = service().chat(request, _variant_draws.random())
         outcome, served = "ok", result.served_model
         label = result.alias or result.served_model
+        if result.usage is not None:
+            _record_usage(label, served, result.usage)
         headers = {"x-sft-model": result.served_model}
         if result.alias is not None:
             headers["x-sft-alias"] = result.alias
@@ -159,6 +161,15 @@ def _record_variant(model: str, served: str, outcome: str, latency_ms: float) ->
     dimensions = {"model": model, "served_model": served}
     put_metric(Metric.LATENCY, MetricUnit.Milliseconds, latency_ms, **dimensions)
     put_metric(Metric.ERRORS, MetricUnit.Count, 0.0 if outcome == "ok" else 1.0, **dimensions)
+
+
+def _record_usage(model: str, served: str, usage: Usage) -> None:
+    """Tokens and cost per answer, beside its latency, under the same dimensions."""
+    dimensions = {"model": model, "served_model": served}
+    put_metric(Metric.INPUT_TOKENS, MetricUnit.Count, usage.input_tokens, **dimensions)
+    put_metric(Metric.OUTPUT_TOKENS, MetricUnit.Count, usage.output_tokens, **dimensions)
+    if usage.cost_usd is not None:
+        put_metric(Metric.COST, MetricUnit.NoUnit, usage.cost_usd, **dimensions)
 
 
 @app.get("/v1/models", summary="List fine-tuned models and aliases, with shutdown dates")

@@ -33,6 +33,7 @@ from sft_pipeline.api.models import (
     ModelCard,
     ModelList,
 )
+from sft_pipeline.evaluation.pricing import inference_cost
 from sft_pipeline.providers.base import (
     ChatPort,
     ProviderError,
@@ -115,12 +116,24 @@ def _param(location: Sequence[int | str]) -> str | None:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """What one answer used, for the per-model token and cost metrics."""
+
+    input_tokens: int
+    output_tokens: int
+    # None when the price table has no price for the model.
+    cost_usd: float | None
+
+
+@dataclass(frozen=True)
 class ChatResult:
     body: dict[str, Any]
     served_model: str
     # "alias@version" when the request named an alias, else None.
     alias: str | None
     variant: int | None
+    # None when the provider's answer counts no tokens.
+    usage: Usage | None
 
 
 @dataclass
@@ -158,6 +171,8 @@ class Target:
     model: str
     provider: str
     call_model: str
+    # A registered fine-tune's base model: its id alone does not price it (a Bedrock ARN).
+    fine_tune_of: str | None = None
 
 
 class ApiRegistry(Protocol):
@@ -229,7 +244,7 @@ class ApiService:
         except ProviderError as failure:
             raise _provider_failure(failure) from failure
         answer["model"] = target.model
-        return ChatResult(answer, target.model, alias, variant)
+        return ChatResult(answer, target.model, alias, variant, _usage(target, answer))
 
     def _route(self, requested: str, draw: float) -> tuple[Target, str | None, int | None]:
         try:
@@ -263,7 +278,12 @@ class ApiService:
                 return None
             if to_call:
                 self._check_serving(record)
-            return Target(record.model_id, record.provider, record.serving_model or record.model_id)
+            return Target(
+                record.model_id,
+                record.provider,
+                record.serving_model or record.model_id,
+                fine_tune_of=record.base_model,
+            )
         provider = provider_of(model)
         return Target(model, provider, model) if provider else None
 
@@ -413,6 +433,19 @@ class ApiService:
         if job is None:
             raise ApiError(404, f"No job '{job_id}'.", code="job_not_found")
         return job
+
+
+def _usage(target: Target, answer: Mapping[str, Any]) -> Usage | None:
+    """Tokens from the answer's OpenAI-shaped usage (the Converse adapter fills it too)."""
+    usage = answer.get("usage")
+    if not usage:
+        return None
+    input_tokens = int(usage.get("prompt_tokens") or 0)
+    output_tokens = int(usage.get("completion_tokens") or 0)
+    cost = inference_cost(
+        target.model, input_tokens, output_tokens, fine_tune_of=target.fine_tune_of
+    )
+    return Usage(input_tokens, output_tokens, cost)
 
 
 def _shutdown_date(base_model: str) -> dt.date | None:
