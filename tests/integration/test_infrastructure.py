@@ -42,6 +42,7 @@ from sft_pipeline.adapters.slack import DISABLED_VALUES
 from sft_pipeline.adapters.training_bucket import LINEAGE_TAG, UNREGISTERED
 from sft_pipeline.jobs import JobProgress, JobState, WorkflowRequest, WorkflowState
 from sft_pipeline.notifications import Outcome
+from sft_pipeline.observability import NAMESPACE, Metric
 from sft_pipeline.providers.base import (
     ProviderPermanentError,
     ProviderRateLimitError,
@@ -913,6 +914,45 @@ def test_every_dead_letter_queue_has_an_alarm() -> None:
     }
     assert queues, "no dead-letter queues found"
     assert queues <= alarmed, f"no alarm on {sorted(q or '' for q in queues - alarmed)}"
+
+
+STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:fine-tune"
+SEARCHED_METRIC = re.compile(r"SEARCH\('\{(?P<namespace>\w+)[^}]*\} MetricName=\"(?P<name>\w+)\"")
+
+
+def dashboard_metrics() -> set[tuple[str, str, str | None]]:
+    """(namespace, metric name, dimension value or None) each dashboard graph shows, from
+    its body as deployed: the Sub rendered, then read as the JSON CloudWatch reads."""
+    [dashboard] = resources_of_type(TEMPLATE, "AWS::CloudWatch::Dashboard").values()
+    rendering = Resolver(
+        parameters={},
+        pseudo={"AWS::Region": "us-east-1", "AWS::StackName": "sft"},
+        refs={"FineTuneStateMachine": STATE_MACHINE_ARN},
+    )
+    body = json.loads(rendering.resolve(dashboard["Properties"]["DashboardBody"]))
+    shown: set[tuple[str, str, str | None]] = set()
+    for widget in body["widgets"]:
+        for line in widget["properties"]["metrics"]:
+            if isinstance(line[0], dict):
+                found = SEARCHED_METRIC.search(line[0]["expression"])
+                assert found, line[0]["expression"]
+                shown.add((found["namespace"], found["name"], None))
+            else:
+                namespace, name, _, value = line
+                shown.add((namespace, name, value))
+    return shown
+
+
+def test_the_dashboard_shows_every_metric_the_code_emits() -> None:
+    # Read from the code, so a metric added there without a graph fails here.
+    assert {(NAMESPACE, metric.value, None) for metric in Metric} <= dashboard_metrics()
+
+
+def test_the_dashboard_shows_workflow_executions_by_outcome() -> None:
+    assert {
+        ("AWS/States", f"Executions{outcome}", STATE_MACHINE_ARN)
+        for outcome in ("Succeeded", "Failed", "TimedOut")
+    } <= dashboard_metrics()
 
 
 def test_secret_placeholders_are_not_secrets() -> None:
