@@ -114,7 +114,12 @@ def validate_upload(
     upload, metadata = ports.bucket.head(upload)
     ports.bucket.mark_unregistered(upload)
     job_settings, setting_problems = _job_settings(metadata, settings.job_defaults())
-    validation_source = _validation_source(ports.bucket, upload, job_settings, setting_problems)
+    validation_source = _named_source(
+        ports.bucket, upload, job_settings.validation_key, "validation-key", setting_problems
+    )
+    evaluation_source = _named_source(
+        ports.bucket, upload, job_settings.eval_key, "eval-key", setting_problems
+    )
     report = validate(
         ports.bucket.source(upload.bucket, upload.key, upload.version_id),
         ValidationOptions(
@@ -125,7 +130,14 @@ def validate_upload(
             suffix=job_settings.suffix,
         ),
         validation_source,
+        evaluation=evaluation_source,
     )
+    if job_settings.alias and not _has_held_out_set(job_settings):
+        report.warn(
+            "no_evaluation_set",
+            f"No held-out set (eval-key, validation-key or holdout-percent): the model will be "
+            f"registered but not promoted to {job_settings.alias} automatically.",
+        )
     if _splits(job_settings) and report.valid:
         source = ports.bucket.source(upload.bucket, upload.key, upload.version_id)
         train, held_out = count_split(source, job_settings.holdout_percent)
@@ -177,6 +189,7 @@ def validate_upload(
         upload=upload,
         training_key=training_key,
         validation_key=validation_key,
+        eval_key=job_settings.eval_key or validation_key,
         examples=report.stats.examples,
         settings=job_settings,
         poll=settings.poll_policy(),
@@ -210,17 +223,21 @@ def _splits(settings: JobSettings) -> bool:
     return bool(settings.holdout_percent) and settings.validation_key is None
 
 
-def _validation_source(
-    bucket: TrainingBucket, upload: UploadRef, settings: JobSettings, problems: list[str]
+def _has_held_out_set(settings: JobSettings) -> bool:
+    """In order: the eval file, else the validation file, named or split off."""
+    return bool(settings.eval_key or settings.validation_key or settings.holdout_percent)
+
+
+def _named_source(
+    bucket: TrainingBucket, upload: UploadRef, key: str | None, setting: str, problems: list[str]
 ) -> DataSource | None:
-    """The named validation file; a missing one joins ``problems``."""
-    if settings.validation_key is None:
+    """The file a metadata ``setting`` names in the upload's bucket; a missing one joins
+    ``problems``."""
+    if key is None:
         return None
-    source = bucket.find_source(upload.bucket, settings.validation_key)
+    source = bucket.find_source(upload.bucket, key)
     if source is None:
-        problems.append(
-            f"validation-key: there is no object s3://{upload.bucket}/{settings.validation_key}"
-        )
+        problems.append(f"{setting}: there is no object s3://{upload.bucket}/{key}")
     return source
 
 

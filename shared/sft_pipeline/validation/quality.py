@@ -19,6 +19,7 @@ from sft_pipeline.validation.rules import ExampleFacts
 
 TRAINING = 0
 VALIDATION = 1
+EVALUATION = 2
 LINES_SHOWN = 10
 PAGE_CACHE_KIB = 16_384
 
@@ -148,14 +149,16 @@ class ExampleStore:
                     shown.append(line)
         return int(total), list(groups.values())
 
-    def leaks(self, limit: int) -> tuple[int, list[tuple[int, int]]]:
-        """Validation examples whose prompt also appears in the training file."""
+    def leaks(self, limit: int, file: int = VALIDATION) -> tuple[int, list[tuple[int, int]]]:
+        """Held-out examples (of ``file``) whose prompt also appears in the training file."""
         joined = (
-            "FROM example v JOIN example t ON t.file = 0 AND t.prompt = v.prompt WHERE v.file = 1"
+            f"FROM example v JOIN example t ON t.file = {TRAINING} AND t.prompt = v.prompt "
+            "WHERE v.file = ?"
         )
-        total = self._db.execute(f"SELECT COUNT(DISTINCT v.line) {joined}").fetchone()[0]
+        total = self._db.execute(f"SELECT COUNT(DISTINCT v.line) {joined}", (file,)).fetchone()[0]
         pairs = self._db.execute(
-            f"SELECT v.line, MIN(t.line) {joined} GROUP BY v.line ORDER BY v.line LIMIT ?", (limit,)
+            f"SELECT v.line, MIN(t.line) {joined} GROUP BY v.line ORDER BY v.line LIMIT ?",
+            (file, limit),
         ).fetchall()
         return int(total), [(int(v), int(t)) for v, t in pairs]
 

@@ -8,7 +8,7 @@ from sft_pipeline.validation.report import Distribution, Finding, ValidationRepo
 
 
 def _where(finding: Finding) -> str:
-    prefix = "validation " if finding.file == "validation" else ""
+    prefix = f"{finding.file} " if finding.file else ""
     if finding.line is not None:
         return f"{prefix}line {finding.line}"
     if finding.lines:

@@ -18,7 +18,7 @@ class Finding(BaseModel):
     line: int | None = None
     lines: list[int] | None = None
     location: str | None = None
-    # "validation" for findings in the validation file; None for the training file.
+    # "validation" or "evaluation" for findings in those files; None for the training file.
     file: str | None = None
     # How many lines share this group finding, when ``lines`` lists only the first few.
     total_lines: int | None = None
@@ -54,6 +54,7 @@ class Stats(BaseModel):
     examples_with_images: int = 0
     examples_without_system_message: int = 0
     validation_examples: int | None = None
+    evaluation_examples: int | None = None
 
 
 class Estimate(BaseModel):
@@ -76,6 +77,7 @@ class ValidationReport(BaseModel):
     format: Literal["chat", "dpo"]
     file: FileInfo | None
     validation_file: FileInfo | None = None
+    evaluation_file: FileInfo | None = None
     errors: list[Finding]
     warnings: list[Finding]
     error_counts: dict[str, int]
@@ -88,6 +90,11 @@ class ValidationReport(BaseModel):
         self.errors.insert(0, Finding(code=code, message=message))
         self.error_counts[code] = self.error_counts.get(code, 0) + 1
         self.valid = False
+
+    def warn(self, code: str, message: str) -> None:
+        """Add a file-level warning found outside the file (settings), first in line."""
+        self.warnings.insert(0, Finding(code=code, message=message))
+        self.warning_counts[code] = self.warning_counts.get(code, 0) + 1
 
     def summary(self) -> str:
         """One line a person can read in a notification."""

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sft_pipeline.jobs import SUFFIX_PATTERN, Hyperparameters, ProviderName
 from sft_pipeline.validation.estimate import estimate_cost, token_limit
 from sft_pipeline.validation.quality import (
+    EVALUATION,
     TRAINING,
     VALIDATION,
     ExampleStore,
@@ -61,6 +62,8 @@ BATCH_BYTES = 8 << 20
 PROCESS_COUNTING_BYTES = 16 * 1024 * 1024
 
 ProgressCallback = Callable[[int], None]
+# How findings name the file they are in; the training file's have no label.
+FILE_LABELS = {VALIDATION: "validation", EVALUATION: "evaluation"}
 
 
 class ValidationOptions(BaseModel):
@@ -145,7 +148,7 @@ class _Run:
     ) -> _FileResult:
         tally = StreamTally()
         result = _FileResult(None, 0, 0, 0, 0, 0, 0, 0)
-        label = "validation" if file == VALIDATION else None
+        label = FILE_LABELS.get(file)
         pending: tuple[Future[list[int]], list[ExampleFacts]] | None = None
         try:
             with source.open() as stream:
@@ -217,7 +220,10 @@ class _Run:
                 self.errors.add(finding)
             for finding in checked.warnings:
                 finding.file = label
-                self.warnings.add(finding)
+                if label == "evaluation" and finding.code == "last_message_not_assistant":
+                    self.errors.add(_no_reference(finding))
+                else:
+                    self.warnings.add(finding)
             if checked.facts is not None:
                 facts.append(checked.facts)
         return facts
@@ -291,6 +297,18 @@ class _Run:
         )
 
 
+def _no_reference(finding: Finding) -> Finding:
+    """In a held-out file the last assistant message is the reference every answer is graded
+    against, so an example ending otherwise cannot be scored."""
+    return finding.model_copy(
+        update={
+            "code": "no_reference_answer",
+            "message": "The example does not end with an assistant message, so it has no "
+            "reference answer to grade the models' answers against.",
+        }
+    )
+
+
 def _batches(lines: Iterator[Line]) -> Iterator[list[Line]]:
     batch: list[Line] = []
     size = 0
@@ -309,14 +327,16 @@ def validate(
     options: ValidationOptions | None = None,
     validation: DataSource | None = None,
     on_progress: ProgressCallback | None = None,
+    evaluation: DataSource | None = None,
 ) -> ValidationReport:
-    """Validate a training file (and optionally its validation file) in one streaming pass."""
+    """Validate a training file (and optionally its validation and held-out evaluation
+    files) in one streaming pass."""
     opts = options or ValidationOptions()
-    total_bytes = (training.size or 0) + ((validation.size or 0) if validation else 0)
+    total_bytes = sum(s.size or 0 for s in (training, validation, evaluation) if s is not None)
     with example_store() as store:
         run = _Run(opts, store, use_process=total_bytes >= PROCESS_COUNTING_BYTES)
         try:
-            return _validate(run, training, validation, on_progress)
+            return _validate(run, training, validation, evaluation, on_progress)
         finally:
             run.counter.close()
 
@@ -325,20 +345,24 @@ def _validate(
     run: _Run,
     training: DataSource,
     validation: DataSource | None,
+    evaluation: DataSource | None,
     on_progress: ProgressCallback | None,
 ) -> ValidationReport:
     store, opts = run.store, run.options
     _target_checks(run)
     train = run.scan(training, TRAINING, on_progress)
+    done = train.info.bytes if train.info else 0
     held_out = None
     if validation is not None:
-        done = train.info.bytes if train.info else 0
-        shifted = (lambda n: on_progress(done + n)) if on_progress else None
-        held_out = run.scan(validation, VALIDATION, shifted)
+        held_out = run.scan(validation, VALIDATION, _shifted(on_progress, done))
+        done += held_out.info.bytes if held_out.info else 0
+    eval_set = None
+    if evaluation is not None:
+        eval_set = run.scan(evaluation, EVALUATION, _shifted(on_progress, done))
     store.finish_loading()
     if train.info is not None:
-        _file_wide_checks(run, train, held_out)
-    stats = _stats(store, train, held_out)
+        _file_wide_checks(run, train, held_out, eval_set)
+    stats = _stats(store, train, held_out, eval_set)
     estimate = None
     if train.valid_examples:
         estimate = estimate_cost(
@@ -354,6 +378,7 @@ def _validate(
         format=opts.data_format,
         file=train.info,
         validation_file=held_out.info if held_out else None,
+        evaluation_file=eval_set.info if eval_set else None,
         errors=run.errors.sorted(),
         warnings=run.warnings.sorted(),
         error_counts=dict(run.errors.counts),
@@ -385,7 +410,14 @@ def _target_checks(run: _Run) -> None:
         )
 
 
-def _file_wide_checks(run: _Run, train: _FileResult, held_out: _FileResult | None) -> None:
+def _shifted(on_progress: ProgressCallback | None, done: int) -> ProgressCallback | None:
+    """Progress through a later file, counted after the bytes of the files before it."""
+    return (lambda n: on_progress(done + n)) if on_progress else None
+
+
+def _file_wide_checks(
+    run: _Run, train: _FileResult, held_out: _FileResult | None, eval_set: _FileResult | None
+) -> None:
     store, opts = run.store, run.options
     if run.model.provider == "openai" and 0 < train.examples < opts.min_examples:
         run.errors.add(
@@ -421,21 +453,29 @@ def _file_wide_checks(run: _Run, train: _FileResult, held_out: _FileResult | Non
         train.valid_examples,
     )
     if held_out is not None:
-        total, pairs = store.leaks(opts.max_findings_per_code)
-        run.warnings.add_group(
-            "validation_leakage",
-            total,
-            [
-                Finding(
-                    code="validation_leakage",
-                    file="validation",
-                    line=valid_line,
-                    message=f"The prompt of validation line {valid_line} is also in the training "
-                    f"file (line {train_line}); the validation loss will look better than it is.",
-                )
-                for valid_line, train_line in pairs
-            ],
-        )
+        _leakage(run, VALIDATION, "the validation loss")
+    if eval_set is not None:
+        _leakage(run, EVALUATION, "the evaluation's scores")
+
+
+def _leakage(run: _Run, file: int, measure: str) -> None:
+    """Held-out prompts that the training file also holds: the model has seen their answers."""
+    label = FILE_LABELS[file]
+    total, pairs = run.store.leaks(run.options.max_findings_per_code, file)
+    run.warnings.add_group(
+        f"{label}_leakage",
+        total,
+        [
+            Finding(
+                code=f"{label}_leakage",
+                file=label,
+                line=held_line,
+                message=f"The prompt of {label} line {held_line} is also in the training "
+                f"file (line {train_line}); {measure} will look better than it is.",
+            )
+            for held_line, train_line in pairs
+        ],
+    )
 
 
 def _lines_warning(run: _Run, code: str, condition: str, text: str, total: int) -> None:
@@ -445,7 +485,12 @@ def _lines_warning(run: _Run, code: str, condition: str, text: str, total: int) 
         run.warnings.add_group(code, 1, [lines_finding(code, message, lines, count, "lines ")])
 
 
-def _stats(store: ExampleStore, train: _FileResult, held_out: _FileResult | None) -> Stats:
+def _stats(
+    store: ExampleStore,
+    train: _FileResult,
+    held_out: _FileResult | None,
+    eval_set: _FileResult | None,
+) -> Stats:
     messages = store.distribution("messages")
     return Stats(
         examples=train.examples,
@@ -461,4 +506,5 @@ def _stats(store: ExampleStore, train: _FileResult, held_out: _FileResult | None
         examples_with_images=train.with_images,
         examples_without_system_message=train.without_system,
         validation_examples=held_out.examples if held_out else None,
+        evaluation_examples=eval_set.examples if eval_set else None,
     )

@@ -1,0 +1,149 @@
+"""The held-out set at validation: which file the evaluation answers, its checks and
+leakage, and what an alias without one means."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from sft_pipeline.jobs import UploadRef, WorkflowRequest
+from sft_pipeline.pipeline.validate_upload import (
+    ValidateUploadPorts,
+    ValidateUploadResult,
+    validate_upload,
+)
+from sft_pipeline.settings import JobDefaultsSettings
+from tests.conftest import as_lines, chat, good_examples
+from tests.fakes import FakeBucket, FakeNotifier, FakeWorkflow, InMemoryRegistry
+
+BUCKET = "training-bucket"
+TRAINING_KEY = "training/support.jsonl"
+EVAL_KEY = "eval/heldout.jsonl"
+VALIDATION_KEY = "validation/valid.jsonl"
+SETTINGS = JobDefaultsSettings()
+
+
+class Run:
+    def __init__(self, metadata: dict[str, str], **files: bytes) -> None:
+        self.bucket = FakeBucket(metadata=metadata)
+        self.bucket.objects[(BUCKET, TRAINING_KEY)] = as_lines(good_examples(30))
+        for key, body in files.items():
+            self.bucket.objects[(BUCKET, key)] = body
+        self.registry, self.workflow, self.notifier = (
+            InMemoryRegistry(),
+            FakeWorkflow(),
+            FakeNotifier(),
+        )
+        self.upload = UploadRef(bucket=BUCKET, key=TRAINING_KEY, version_id="v1")
+        self.result: ValidateUploadResult = validate_upload(
+            self.upload,
+            ValidateUploadPorts(self.bucket, self.registry, self.workflow, self.notifier),
+            SETTINGS,
+        )
+
+    @property
+    def report(self) -> dict[str, Any]:
+        key = self.result.report_uri.split("/", 3)[3]
+        loaded: dict[str, Any] = json.loads(self.bucket.objects[(BUCKET, key)])
+        return loaded
+
+    @property
+    def request(self) -> WorkflowRequest:
+        [request] = self.workflow.started.values()
+        return request
+
+    def codes(self, kind: str) -> dict[str, int]:
+        counts: dict[str, int] = self.report[f"{kind}_counts"]
+        return counts
+
+
+def held_out(n: int, start: int = 100) -> bytes:
+    return as_lines(
+        chat(f"Held-out question {i}?", f"Held-out answer {i}.") for i in range(start, start + n)
+    )
+
+
+def test_the_eval_file_is_checked_and_named_in_the_request() -> None:
+    run = Run({"eval-key": EVAL_KEY, "alias": "support-bot"}, **{EVAL_KEY: held_out(8)})
+    assert run.result.status == "launched"
+    assert run.request.eval_key == EVAL_KEY
+    assert run.report["evaluation_file"]["name"].endswith(EVAL_KEY)
+    assert run.report["stats"]["evaluation_examples"] == 8
+    assert "no_evaluation_set" not in run.codes("warning")
+
+
+def test_the_eval_file_comes_before_the_validation_file() -> None:
+    run = Run(
+        {"eval-key": EVAL_KEY, "validation-key": VALIDATION_KEY},
+        **{EVAL_KEY: held_out(8), VALIDATION_KEY: held_out(5, start=200)},
+    )
+    assert (run.request.validation_key, run.request.eval_key) == (VALIDATION_KEY, EVAL_KEY)
+
+
+def test_without_an_eval_file_the_validation_file_is_the_held_out_set() -> None:
+    run = Run({"validation-key": VALIDATION_KEY}, **{VALIDATION_KEY: held_out(5)})
+    assert run.request.eval_key == VALIDATION_KEY
+
+
+def test_without_an_eval_file_the_split_off_validation_file_is_the_held_out_set() -> None:
+    run = Run({"holdout-percent": "40", "alias": "support-bot"})
+    assert run.request.validation_key is not None
+    assert run.request.eval_key == run.request.validation_key
+    assert "no_evaluation_set" not in run.codes("warning")
+
+
+def test_no_held_out_set_and_an_alias_warns_that_nothing_is_promoted() -> None:
+    run = Run({"alias": "support-bot"})
+    assert run.result.status == "launched" and run.request.eval_key is None
+    [finding] = [w for w in run.report["warnings"] if w["code"] == "no_evaluation_set"]
+    assert "registered but not promoted to support-bot" in finding["message"]
+
+
+def test_no_held_out_set_and_no_alias_is_no_news() -> None:
+    run = Run({})
+    assert run.request.eval_key is None
+    assert "no_evaluation_set" not in run.codes("warning")
+
+
+def test_a_bad_eval_file_rejects_the_upload_with_its_line_numbers() -> None:
+    body = held_out(3) + b"not json\n" + as_lines([chat("A question with no answer?", None)])
+    run = Run({"eval-key": EVAL_KEY}, **{EVAL_KEY: body})
+    assert run.result.status == "rejected" and run.workflow.started == {}
+    errors = {(e["code"], e["line"], e["file"]) for e in run.report["errors"]}
+    assert ("invalid_json", 4, "evaluation") in errors
+    [sent] = run.notifier.sent
+    assert sent.error_code == "invalid_training_file"
+    text_key = run.result.report_uri.split("/", 3)[3].removesuffix(".json") + ".txt"
+    assert "evaluation line 4" in run.bucket.objects[(BUCKET, text_key)].decode()
+
+
+def test_an_eval_example_without_a_final_assistant_reply_has_no_reference() -> None:
+    tail = chat("Where is my order?", "Let me check.")
+    tail["messages"].append({"role": "user", "content": "Thanks!"})
+    run = Run({"eval-key": EVAL_KEY}, **{EVAL_KEY: held_out(3) + as_lines([tail])})
+    assert run.result.status == "rejected"
+    [finding] = [e for e in run.report["errors"] if e["code"] == "no_reference_answer"]
+    assert (finding["line"], finding["file"]) == (4, "evaluation")
+
+
+def test_eval_prompts_seen_in_training_are_reported_as_leakage() -> None:
+    leaked = as_lines(good_examples(30)[5:7])  # training lines 6 and 7
+    run = Run({"eval-key": EVAL_KEY}, **{EVAL_KEY: held_out(3) + leaked})
+    assert run.result.status == "launched"
+    leaks = [w for w in run.report["warnings"] if w["code"] == "evaluation_leakage"]
+    assert [(w["line"], w["file"]) for w in leaks] == [(4, "evaluation"), (5, "evaluation")]
+    assert "(line 6)" in leaks[0]["message"] and "evaluation's scores" in leaks[0]["message"]
+    assert "validation_leakage" not in run.codes("warning")
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [("eval/missing.jsonl", "eval-key: there is no object s3://"), ("../x", "eval-key: must be")],
+)
+def test_a_missing_or_odd_eval_key_is_refused(value: str, problem: str) -> None:
+    run = Run({"eval-key": value})
+    assert run.result.status == "rejected"
+    [sent] = run.notifier.sent
+    assert sent.error_code == "invalid_job_setting" and problem in (sent.error_message or "")
