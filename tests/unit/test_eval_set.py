@@ -147,3 +147,53 @@ def test_a_missing_or_odd_eval_key_is_refused(value: str, problem: str) -> None:
     assert run.result.status == "rejected"
     [sent] = run.notifier.sent
     assert sent.error_code == "invalid_job_setting" and problem in (sent.error_message or "")
+
+
+def long_held_out(n: int) -> bytes:
+    question = "Which of our tents suits a family of four on a windy coast in spring? " * 20
+    return as_lines(chat(f"{i}: {question}", f"Held-out answer {i}.") for i in range(n))
+
+
+def test_the_evaluation_is_priced_in_the_report() -> None:
+    run = Run({"eval-key": EVAL_KEY}, **{EVAL_KEY: held_out(8)})
+    estimate = run.report["estimate"]
+    assert (estimate["evaluation_examples"], estimate["evaluation_contenders"]) == (8, 3)
+    assert estimate["evaluation_cost_usd"] > 0
+    assert any("a champion" in note for note in estimate["notes"])
+    text_key = run.result.report_uri.split("/", 3)[3].removesuffix(".json") + ".txt"
+    text = run.bucket.objects[(BUCKET, text_key)].decode()
+    assert "evaluation (estimated) $0.00 for 8 held-out examples x 3 contenders" in text
+    assert "evaluation examples    8" in text
+
+
+def test_a_split_held_out_set_is_priced_for_its_share_of_the_examples() -> None:
+    run = Run({"holdout-percent": "40"})
+    validation_key = run.request.validation_key
+    assert validation_key is not None
+    held_out_lines = run.bucket.objects[(BUCKET, validation_key)].count(b"\n")
+    assert run.report["estimate"]["evaluation_examples"] == held_out_lines
+
+
+def test_no_held_out_set_is_not_priced() -> None:
+    run = Run({})
+    assert run.report["estimate"]["evaluation_cost_usd"] is None
+    assert run.report["estimate"]["evaluation_examples"] is None
+
+
+def test_the_cost_cap_counts_the_evaluation() -> None:
+    metadata = {"eval-key": EVAL_KEY, "base-model": "gpt-4.1-2025-04-14"}
+    files = {EVAL_KEY: long_held_out(300)}
+    priced = Run(metadata, **files).report["estimate"]
+    training, evaluation = priced["estimated_cost_usd"], priced["evaluation_cost_usd"]
+    assert evaluation > 0
+
+    between = f"{training + evaluation / 2:.6f}"  # the training fits, training + evaluation not
+    run = Run({**metadata, "cost-cap-usd": between}, **files)
+    assert run.result.status == "rejected"
+    [sent] = run.notifier.sent
+    assert sent.error_code == "cost_cap_exceeded"
+    assert f"(training ${training:,.2f} + evaluation ${evaluation:,.2f})" in (
+        sent.error_message or ""
+    )
+    above = f"{training + evaluation * 2:.6f}"
+    assert Run({**metadata, "cost-cap-usd": above}, **files).result.status == "launched"

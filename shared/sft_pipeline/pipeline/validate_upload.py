@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
 from sft_pipeline.adapters.training_bucket import TrainingBucket
+from sft_pipeline.evaluation.answers import EvalExample, read_examples
+from sft_pipeline.evaluation.contenders import Contender
+from sft_pipeline.evaluation.pricing import estimate_evaluation_cost, inference_cost
 from sft_pipeline.jobs import (
     MAX_S3_KEY_BYTES,
     Estimate,
@@ -25,6 +30,7 @@ from sft_pipeline.jobs import (
     settings_from_metadata,
 )
 from sft_pipeline.notifications import DatasetRef, Notification, Outcome
+from sft_pipeline.pipeline.evaluation_steps import FEW_SHOT_TOKENS
 from sft_pipeline.pipeline.split import count_split, split_holdout, split_problems
 from sft_pipeline.records import DatasetRecord
 from sft_pipeline.settings import JobDefaultsSettings
@@ -34,11 +40,19 @@ from sft_pipeline.validation import (
     ValidationReport,
     validate,
 )
+from sft_pipeline.validation.reader import StreamTally, iter_lines
 from sft_pipeline.validation.render import render_text
+from sft_pipeline.validation.targets import resolve_model
+from sft_pipeline.validation.tokens import get_encoding
 
 REPORT_EXTENSIONS = (".json", ".txt")
 # A shortened report name keeps this much of the key's sha256 to stay unique.
 KEY_HASH_CHARS = 16
+# The evaluation's contenders counted before the run: the candidate, its base model and the
+# few-shot prompt. Whether the alias has a champion is known only when the evaluation runs.
+EVALUATION_CONTENDERS = 3
+# Held-out examples priced at a time, so the estimate's memory does not grow with the file.
+PRICING_CHUNK = 1000
 
 
 class WorkflowStarter(Protocol):
@@ -138,10 +152,15 @@ def validate_upload(
             f"No held-out set (eval-key, validation-key or holdout-percent): the model will be "
             f"registered but not promoted to {job_settings.alias} automatically.",
         )
+    held_out_source, held_out_share = evaluation_source or validation_source, 1.0
     if _splits(job_settings) and report.valid:
         source = ports.bucket.source(upload.bucket, upload.key, upload.version_id)
         train, held_out = count_split(source, job_settings.holdout_percent)
         setting_problems += split_problems(job_settings, train, held_out)
+        if held_out_source is None:
+            held_out_source, held_out_share = source, held_out / max(train + held_out, 1)
+    if held_out_source is not None and report.valid:
+        _estimate_evaluation(report, job_settings, held_out_source, held_out_share)
     rejection = _rejection(report, job_settings, setting_problems)
     report_uri = _write_report(ports.bucket, report_key(settings, upload), upload, report)
     summary = report.summary()
@@ -241,6 +260,79 @@ def _named_source(
     return source
 
 
+def _estimate_evaluation(
+    report: ValidationReport, settings: JobSettings, held_out: DataSource, share: float
+) -> None:
+    """Price the held-out evaluation before it runs, so the cost cap counts it: every held-out
+    prompt (``share`` of the file's examples) asked of each contender, each answer as long as
+    the training file's average reply, the few-shot prompt's examples as long as its average
+    example."""
+    estimate, stats = report.estimate, report.stats
+    if estimate is None or stats.tokens_per_example is None:
+        return
+    base = settings.base_model
+    resolved = resolve_model(base, settings.provider)
+    encoding = get_encoding(resolved.encoding)
+
+    def count(text: str) -> int:
+        return len(encoding.encode(text, disallowed_special=()))
+
+    contenders = [
+        Contender(name="candidate", model=base, fine_tune_of=base),
+        Contender(name="base", model=base),
+        Contender(name="few_shot", model=base),
+    ]
+    replies = stats.assistant_tokens_per_example
+    reply_tokens = math.ceil(replies.mean) if replies else 0
+    limit = resolved.max_tokens_per_example
+    shot_tokens = min(
+        settings.few_shot_k * math.ceil(stats.tokens_per_example.mean),
+        min(FEW_SHOT_TOKENS, limit // 2) if limit else FEW_SHOT_TOKENS,
+    )
+    examples, cost = 0, 0.0
+    for chunk in _chunks(_held_out_examples(held_out)):
+        examples += len(chunk)
+        chunk_cost = estimate_evaluation_cost(contenders, chunk, count, reply_tokens)
+        shots_cost = inference_cost(base, shot_tokens * len(chunk), 0)
+        if chunk_cost is None or shots_cost is None:
+            cost = math.nan
+            break
+        cost += chunk_cost + shots_cost
+    report.estimate = estimate.model_copy(
+        update={
+            "evaluation_examples": round(examples * share),
+            "evaluation_contenders": EVALUATION_CONTENDERS,
+            "evaluation_cost_usd": None if math.isnan(cost) else round(cost * share, 4),
+            "notes": [
+                *estimate.notes,
+                "The evaluation's estimate counts the candidate, its base model and the "
+                "few-shot prompt; a champion (the alias's current version) adds about a third.",
+            ],
+        }
+    )
+
+
+def _held_out_examples(source: DataSource) -> Iterator[EvalExample]:
+    """The file's gradable examples; lines the validator refused are not priced."""
+    with source.open() as stream:
+        for line in iter_lines(stream, StreamTally()):
+            try:
+                yield from read_examples([line.raw])
+            except ValueError:  # an EvalDataError, or a line that is not JSON
+                continue
+
+
+def _chunks(examples: Iterator[EvalExample]) -> Iterator[list[EvalExample]]:
+    chunk: list[EvalExample] = []
+    for example in examples:
+        chunk.append(example)
+        if len(chunk) == PRICING_CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def _write_report(
     bucket: TrainingBucket, key: str, upload: UploadRef, report: ValidationReport
 ) -> str:
@@ -276,18 +368,35 @@ def _rejection(
     cap = settings.cost_cap_usd
     estimate = report.estimate
     if cap is not None and estimate is not None:
+        evaluated = estimate.evaluation_examples is not None
         if estimate.estimated_cost_usd is None:
             report.refuse(
                 "cost_unknown",
                 f"The training price of {settings.base_model} is unknown, so the cost cap "
                 f"(${cap:,.2f}) cannot be checked; set cost-cap-usd=0 on the upload to launch anyway.",
             )
-        elif estimate.estimated_cost_usd > cap:
+        elif evaluated and estimate.evaluation_cost_usd is None:
+            report.refuse(
+                "cost_unknown",
+                f"The inference price of {settings.base_model} or its fine-tunes is unknown, so "
+                f"the held-out evaluation's cost cannot be counted against the cost cap "
+                f"(${cap:,.2f}); set cost-cap-usd=0 on the upload to launch anyway.",
+            )
+        elif not evaluated and estimate.estimated_cost_usd > cap:
             report.refuse(
                 "cost_cap_exceeded",
                 f"Estimated training cost ${estimate.estimated_cost_usd:,.2f} is over the cap of "
                 f"${cap:,.2f}; raise cost-cap-usd on the upload or the stack's CostCapUsd.",
             )
+        elif evaluated:
+            training, evaluation = estimate.estimated_cost_usd, estimate.evaluation_cost_usd or 0.0
+            if training + evaluation > cap:
+                report.refuse(
+                    "cost_cap_exceeded",
+                    f"Estimated cost ${training + evaluation:,.2f} (training "
+                    f"${training:,.2f} + evaluation ${evaluation:,.2f}) is over the cap of "
+                    f"${cap:,.2f}; raise cost-cap-usd on the upload or the stack's CostCapUsd.",
+                )
     if report.valid:
         return None
     for code in ("invalid_job_setting", "cost_cap_exceeded", "cost_unknown"):

@@ -67,6 +67,8 @@ def render_text(report: ValidationReport) -> str:
     )
     if stats.validation_examples is not None:
         lines.append(f"  validation examples    {stats.validation_examples:,}")
+    if stats.evaluation_examples is not None:
+        lines.append(f"  evaluation examples    {stats.evaluation_examples:,}")
     estimate = report.estimate
     if estimate is not None:
         lines.append("")
@@ -83,6 +85,14 @@ def render_text(report: ValidationReport) -> str:
             lines.append(
                 f"  training cost          ${estimate.estimated_cost_usd:,.2f} at "
                 f"${estimate.training_price_per_million_usd}/1M tokens (prices as of {estimate.price_as_of})"
+            )
+        if estimate.evaluation_examples is not None:
+            cost = estimate.evaluation_cost_usd
+            lines.append(
+                f"  evaluation (estimated) "
+                f"{'unknown (a model not in the price table)' if cost is None else f'${cost:,.2f}'}"
+                f" for {estimate.evaluation_examples:,} held-out examples x "
+                f"{estimate.evaluation_contenders} contenders"
             )
         lines.extend(f"  note: {note}" for note in estimate.notes)
     lines.append("")

@@ -70,6 +70,11 @@ class Estimate(BaseModel):
     price_as_of: str
     estimated_cost_usd: float | None
     notes: list[str] = Field(default_factory=list)
+    # The held-out evaluation's inference, when there is a held-out set: its examples, the
+    # contenders counted, and their cost (None when a price is unknown).
+    evaluation_examples: int | None = None
+    evaluation_contenders: int | None = None
+    evaluation_cost_usd: float | None = None
 
 
 class ValidationReport(BaseModel):
