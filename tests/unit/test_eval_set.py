@@ -4,10 +4,12 @@ leakage, and what an alias without one means."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sft_pipeline.cli import EXIT_VALID, main
 from sft_pipeline.jobs import UploadRef, WorkflowRequest
 from sft_pipeline.pipeline.validate_upload import (
     ValidateUploadPorts,
@@ -197,3 +199,29 @@ def test_the_cost_cap_counts_the_evaluation() -> None:
     )
     above = f"{training + evaluation * 2:.6f}"
     assert Run({**metadata, "cost-cap-usd": above}, **files).result.status == "launched"
+
+
+@pytest.mark.parametrize(
+    "eval_body",
+    [held_out(8), held_out(3) + b"not json\n", held_out(2) + as_lines(good_examples(30)[:2])],
+    ids=["clean", "a bad line", "leaked prompts"],
+)
+def test_sft_validate_checks_an_eval_file_as_the_upload_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], eval_body: bytes
+) -> None:
+    training, evaluation = tmp_path / "train.jsonl", tmp_path / "heldout.jsonl"
+    training.write_bytes(as_lines(good_examples(30)))
+    evaluation.write_bytes(eval_body)
+    exit_status = main(
+        ["validate", str(training), "--eval-file", str(evaluation), "--json", "--no-progress"]
+    )
+    cli_report = json.loads(capsys.readouterr().out)
+
+    run = Run({"eval-key": EVAL_KEY}, **{EVAL_KEY: eval_body})
+    assert (exit_status == EXIT_VALID) == (run.result.status == "launched")
+    assert cli_report["stats"]["evaluation_examples"] == run.report["stats"]["evaluation_examples"]
+    for kind in ("error", "warning"):
+        assert cli_report[f"{kind}_counts"] == run.codes(kind)
+    assert [(f["code"], f["line"], f["file"]) for f in cli_report["errors"]] == [
+        (f["code"], f["line"], f["file"]) for f in run.report["errors"]
+    ]

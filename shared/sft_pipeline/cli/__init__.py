@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--validation-file", metavar="F", help="validation file: checked too, and for leakage"
     )
     check.add_argument(
+        "--eval-file",
+        metavar="F",
+        help="held-out evaluation file (as eval-key names): checked too, and for leakage",
+    )
+    check.add_argument(
         "--format",
         dest="data_format",
         choices=("chat", "dpo"),
@@ -154,7 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         training = open_source(args.file)
         held_out = open_source(args.validation_file) if args.validation_file else None
-        report = _run(training, options, held_out, show_progress=not args.no_progress)
+        evaluation = open_source(args.eval_file) if args.eval_file else None
+        report = _run(
+            training, options, held_out, show_progress=not args.no_progress, evaluation=evaluation
+        )
     except SourceError as exc:
         return fail(str(exc))
     if args.json:
@@ -169,14 +177,16 @@ def _run(
     options: ValidationOptions,
     held_out: DataSource | None,
     show_progress: bool,
+    *,
     stream: TextIO | None = None,
+    evaluation: DataSource | None = None,
 ) -> ValidationReport:
     out = stream or sys.stderr
-    total = (training.size or 0) + ((held_out.size or 0) if held_out else 0)
+    total = sum(s.size or 0 for s in (training, held_out, evaluation) if s is not None)
     if not (show_progress and out.isatty() and total):
-        return validate(training, options, held_out)
+        return validate(training, options, held_out, evaluation=evaluation)
     with ProgressBar(total, out) as bar:
-        return validate(training, options, held_out, on_progress=bar.update)
+        return validate(training, options, held_out, on_progress=bar.update, evaluation=evaluation)
 
 
 def _first_error_line(exc: ValueError) -> str:
