@@ -147,20 +147,23 @@ def report_html(summary: EvaluationSummary | None, facts: ModelFacts) -> str:
     return "\n".join(part for part in parts if part) + "\n"
 
 
-def _facts_html(facts: ModelFacts) -> str:
+def _training_facts(facts: ModelFacts) -> list[tuple[str, str]]:
+    """The training section's rows, the same on the page and in the Markdown card."""
     rows = [
         ("Model", facts.model),
         ("Base model", facts.base_model),
         ("Provider", facts.provider),
         ("Job", facts.job_id),
         ("Created", facts.created_at.isoformat(timespec="seconds") if facts.created_at else None),
+        *((f"Hyperparameter {k}", _plain(v)) for k, v in facts.hyperparameters.items()),
     ]
-    rows += [
-        (f"Hyperparameter {name}", _plain(value)) for name, value in facts.hyperparameters.items()
-    ]
-    shown = [(name, value) for name, value in rows if value is not None]
+    return [(name, value) for name, value in rows if value is not None]
+
+
+def _facts_html(facts: ModelFacts) -> str:
     body = "".join(
-        f"<tr><th>{_e(name)}</th><td><code>{_e(value)}</code></td></tr>" for name, value in shown
+        f"<tr><th>{_e(name)}</th><td><code>{_e(value)}</code></td></tr>"
+        for name, value in _training_facts(facts)
     )
     return f"<h2>Training</h2><table>{body}</table>"
 
@@ -352,15 +355,7 @@ def loss_chart_svg(points: Sequence[LossPoint]) -> str:
 
 def report_markdown(summary: EvaluationSummary | None, facts: ModelFacts) -> str:
     lines = [f"# Model card: {_md(facts.model)}", "", "## Training", ""]
-    rows = [
-        ("Model", facts.model),
-        ("Base model", facts.base_model),
-        ("Provider", facts.provider),
-        ("Job", facts.job_id),
-        ("Created", facts.created_at.isoformat(timespec="seconds") if facts.created_at else None),
-        *((f"Hyperparameter {k}", _plain(v)) for k, v in facts.hyperparameters.items()),
-    ]
-    lines += _md_table([["Fact", "Value"], *([n, v] for n, v in rows if v is not None)])
+    lines += _md_table([["Fact", "Value"], *([n, v] for n, v in _training_facts(facts))])
     if facts.lineage:
         lines += ["", "## Data lineage", ""]
         lines += _md_table(
