@@ -150,7 +150,9 @@ def evaluate(
         )
     ordered = [replies[c.name, i] for i in range(len(examples)) for c in contenders]
     return Evaluation(
-        summary=summarise_replies(ordered, contenders, chosen + ([JUDGE] if judge else []), seed, policy),
+        summary=summarise_replies(
+            ordered, contenders, chosen + ([JUDGE] if judge else []), seed, policy
+        ),
         replies=ordered,
     )
 
