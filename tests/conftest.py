@@ -8,10 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from sft_local.template import load_template, offline_environments
 from sft_pipeline.settings import forget_settings
 from sft_pipeline.validation import DataSource, ValidationOptions, ValidationReport, validate
+
+# Property tests assert behaviour, never time: no per-example deadline, which a loaded
+# 2-core CI machine would turn into flaky failures.
+hypothesis_settings.register_profile("sft", deadline=None)
+hypothesis_settings.load_profile("sft")
 
 REPO = Path(__file__).resolve().parents[1]
 # Every function's environment as template.yaml sets it (fake names), and a cost cap.
