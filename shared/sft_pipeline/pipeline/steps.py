@@ -324,7 +324,7 @@ def finish(
     now: datetime,
     *,
     api_base_url: str | None = None,
-    lineage: LineageKeeper | None = None,
+    lineage: LineageKeeper,
 ) -> FinishResult:
     """Record the outcome (the model with its lineage on success) and tell the user.
 
@@ -388,8 +388,7 @@ def finish(
                 "serving_note": serving.note,
             }
         )
-        if lineage is not None:
-            lineage.keep_for_lineage(request.upload)
+        lineage.keep_for_lineage(request.upload)
         newly_registered = registry.register_model(
             ModelRecord(
                 model_id=job.fine_tuned_model,
