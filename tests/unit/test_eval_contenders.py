@@ -6,6 +6,7 @@ from sft_pipeline.evaluation.answers import Answer, EvalExample, ToolCall
 from sft_pipeline.evaluation.contenders import (
     Contender,
     chat_request,
+    few_shot_budget,
     few_shot_examples,
     request_messages,
 )
@@ -108,3 +109,9 @@ def test_chat_request_at_temperature_zero_with_the_examples_tools() -> None:
         "tools": tools,
     }
     assert "tools" not in chat_request(candidate, HELD_OUT)
+
+
+def test_the_few_shot_budget_leaves_half_a_small_models_limit_for_the_conversation() -> None:
+    assert few_shot_budget(65_536) == 8_000
+    assert few_shot_budget(4_096) == 2_048
+    assert few_shot_budget(None) == 8_000

@@ -13,7 +13,7 @@ from typing import Any
 
 from sft_pipeline.cli.sources import open_source
 from sft_pipeline.evaluation.answers import EvalDataError, EvalExample, read_examples
-from sft_pipeline.evaluation.contenders import Contender, few_shot_examples
+from sft_pipeline.evaluation.contenders import Contender, few_shot_budget, few_shot_examples
 from sft_pipeline.evaluation.graders import GRADERS
 from sft_pipeline.evaluation.report_html import (
     ModelFacts,
@@ -26,8 +26,6 @@ from sft_pipeline.validation.progress import ProgressBar
 from sft_pipeline.validation.targets.openai import resolve
 from sft_pipeline.validation.tokens import get_encoding
 
-# Few-shot examples take at most this many tokens of the prompt (or half the model's limit).
-FEW_SHOT_TOKENS = 8_000
 # How long one answer may take; the runner retries a timeout like a 5xx.
 REQUEST_TIMEOUT_SECONDS = 60.0
 
@@ -68,7 +66,7 @@ def contenders_for(args: argparse.Namespace, baseline: str) -> list[Contender]:
             read_held_out(args.few_shot),
             k=args.k,
             seed=args.seed,
-            max_tokens=min(FEW_SHOT_TOKENS, limit // 2) if limit else FEW_SHOT_TOKENS,
+            max_tokens=few_shot_budget(limit),
             count_tokens=lambda text: len(encoding.encode(text, disallowed_special=())),
         )
         contenders.append(Contender(name="few_shot", model=baseline, few_shot=shots))

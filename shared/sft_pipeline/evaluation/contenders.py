@@ -49,6 +49,16 @@ def _shot_text(example: EvalExample) -> str:
     )
 
 
+# The few-shot prompt's examples take at most this many tokens, and at most half the base
+# model's per-example limit, so the held-out conversation always fits beside them.
+FEW_SHOT_TOKENS = 8_000
+
+
+def few_shot_budget(token_limit: int | None) -> int:
+    """How many tokens the few-shot examples may take for a model with this limit."""
+    return min(FEW_SHOT_TOKENS, token_limit // 2) if token_limit else FEW_SHOT_TOKENS
+
+
 def few_shot_examples(
     training: Sequence[EvalExample],
     *,

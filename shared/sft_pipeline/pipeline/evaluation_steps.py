@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from sft_pipeline.aliases import AliasNotFound, AliasVersion, Variant
 from sft_pipeline.evaluation.answers import EvalExample, read_examples
-from sft_pipeline.evaluation.contenders import Contender, few_shot_examples
+from sft_pipeline.evaluation.contenders import Contender, few_shot_budget, few_shot_examples
 from sft_pipeline.evaluation.gate import GatePolicy, PromotePolicy
 from sft_pipeline.evaluation.graders import pick_graders
 from sft_pipeline.evaluation.runner import Chat, Reply, evaluate, summarise_replies
@@ -32,7 +32,6 @@ from sft_pipeline.validation.tokens import get_encoding
 EVALUATIONS_PREFIX = "evaluations/"
 SHARD_SIZE = 50
 # Few-shot examples take at most this many tokens of the prompt (or half the model's limit).
-FEW_SHOT_TOKENS = 8_000
 FEW_SHOT_K = 5
 # Requests in flight inside one shard; the Map's MaxConcurrency multiplies it.
 SHARD_CONCURRENCY = 4
@@ -146,7 +145,7 @@ def _few_shot(training: Sequence[EvalExample], base_model: str, seed: int) -> li
         training,
         k=FEW_SHOT_K,
         seed=seed,
-        max_tokens=min(FEW_SHOT_TOKENS, limit // 2) if limit else FEW_SHOT_TOKENS,
+        max_tokens=few_shot_budget(limit),
         count_tokens=lambda text: len(encoding.encode(text, disallowed_special=())),
     )
 

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from sft_pipeline.adapters.training_bucket import TrainingBucket
 from sft_pipeline.evaluation.answers import EvalExample, read_examples
-from sft_pipeline.evaluation.contenders import Contender
+from sft_pipeline.evaluation.contenders import Contender, few_shot_budget
 from sft_pipeline.evaluation.pricing import estimate_evaluation_cost, inference_cost
 from sft_pipeline.jobs import (
     MAX_S3_KEY_BYTES,
@@ -30,7 +30,6 @@ from sft_pipeline.jobs import (
     settings_from_metadata,
 )
 from sft_pipeline.notifications import DatasetRef, Notification, Outcome
-from sft_pipeline.pipeline.evaluation_steps import FEW_SHOT_TOKENS
 from sft_pipeline.pipeline.split import count_split, split_holdout, split_problems
 from sft_pipeline.records import DatasetRecord
 from sft_pipeline.settings import JobDefaultsSettings
@@ -287,7 +286,7 @@ def _estimate_evaluation(
     limit = resolved.max_tokens_per_example
     shot_tokens = min(
         settings.few_shot_k * math.ceil(stats.tokens_per_example.mean),
-        min(FEW_SHOT_TOKENS, limit // 2) if limit else FEW_SHOT_TOKENS,
+        few_shot_budget(limit),
     )
     examples, cost = 0, 0.0
     for chunk in _chunks(_held_out_examples(held_out)):
