@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import boto3
 import openai
@@ -19,7 +20,17 @@ NOVA = {"provider": "bedrock", "base-model": "amazon.nova-micro-v1:0:128k", "suf
 KEY = "training/support.jsonl"
 
 
-def test_bedrock_happy_path_trains_deploys_and_serves(stack: LocalStack) -> None:
+@pytest.fixture
+def slow_deploying_stack() -> Iterator[LocalStack]:
+    """A stack whose deployments stay Creating until the test moves the stand-in's clock,
+    so the API is seen refusing a model that cannot answer yet, whatever the machine's load."""
+    timeline = BedrockTimeline(training=1.0, validating=0.2, stopping=0.2, deploying=600.0)
+    with LocalStack(bedrock_timeline=timeline) as local:
+        yield local
+
+
+def test_bedrock_happy_path_trains_deploys_and_serves(slow_deploying_stack: LocalStack) -> None:
+    stack = slow_deploying_stack
     upload = stack.upload(SUPPORT_SET, KEY, {**NOVA, "n-epochs": "3", "holdout-percent": "20"})
     assert stack.wait_for_execution(upload)["status"] == "SUCCEEDED"
     stack.settle()
@@ -55,13 +66,13 @@ def test_bedrock_happy_path_trains_deploys_and_serves(stack: LocalStack) -> None
         key = issue_key(registry, "tests", "admin")
         point_alias(server, key, "nova-bot", model.model_id)
         client = openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0)
-        if stack.bedrock.deployments[model.serving_model].status == "Creating":
-            with pytest.raises(openai.InternalServerError) as deploying:
-                client.chat.completions.create(
-                    model="nova-bot", messages=[{"role": "user", "content": "hi"}]
-                )
-            assert deploying.value.code == "model_deploying"
-        stack.bedrock.advance(5)
+        assert stack.bedrock.deployments[model.serving_model].status == "Creating"
+        with pytest.raises(openai.InternalServerError) as deploying:
+            client.chat.completions.create(
+                model="nova-bot", messages=[{"role": "user", "content": "hi"}]
+            )
+        assert deploying.value.code == "model_deploying"
+        stack.bedrock.advance(600)
         answer = client.chat.completions.with_raw_response.create(
             model="nova-bot",
             messages=[
