@@ -11,6 +11,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from sft_pipeline.chat_calls import Chat
 from sft_pipeline.cli.sources import open_source
 from sft_pipeline.evaluation.answers import EvalDataError, EvalExample, read_examples
 from sft_pipeline.evaluation.contenders import Contender, few_shot_budget, few_shot_examples
@@ -21,7 +22,7 @@ from sft_pipeline.evaluation.report_html import (
     report_html,
     side_by_side,
 )
-from sft_pipeline.evaluation.runner import Chat, Evaluation
+from sft_pipeline.evaluation.runner import Evaluation
 from sft_pipeline.validation.progress import ProgressBar
 from sft_pipeline.validation.targets.openai import resolve
 from sft_pipeline.validation.tokens import get_encoding

@@ -1,28 +1,22 @@
 """Run an evaluation: every contender answers every held-out example, then the answers are graded.
 
-Requests go through ``chat``, one OpenAI-compatible chat completion (request and response as
-JSON objects): the provider's chat port in the workflow, an OpenAI-compatible client on a
-laptop. A bounded pool of threads keeps ``concurrency`` requests in flight. A 429 waits what
-its Retry-After asks (plus jitter), a 5xx or a timeout backs off exponentially, each a bounded
-number of times; any other error is final. A request that still fails scores 0 and says why,
-so a flaky model is not flattered by leaving its failures out; a contender whose every request
-fails stops the run (a bad key or model name, not a verdict on the model).
-
-The port's errors are recognised by their class names, as the state machine's Retry does: the
-names are the providers' contract, and the domain imports no adapter.
+Requests go through ``chat`` (see sft_pipeline.chat_calls, which retries 429s, 5xx and
+timeouts a bounded number of times). A bounded pool of threads keeps ``concurrency`` requests
+in flight. A request that still fails scores 0 and says why, so a flaky model is not flattered
+by leaving its failures out; a contender whose every request fails stops the run (a bad key or
+model name, not a verdict on the model).
 """
 
 from __future__ import annotations
 
-import random
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
+from sft_pipeline.chat_calls import CallOutcome, Chat, ChatCaller, RetryPolicy
 from sft_pipeline.evaluation.answers import Answer, EvalExample
 from sft_pipeline.evaluation.contenders import Contender, chat_request
 from sft_pipeline.evaluation.gate import GatePolicy
@@ -37,25 +31,12 @@ from sft_pipeline.evaluation.graders import (
 from sft_pipeline.evaluation.pricing import inference_cost
 from sft_pipeline.evaluation.summary import EvaluationSummary, summarise
 
-Chat = Callable[[dict[str, Any]], dict[str, Any]]
 # (requests done, requests in all), called from the thread that started the run.
 Progress = Callable[[int, int], None]
 
-RATE_LIMITED = "ProviderRateLimitError"
-TRANSIENT = "ProviderTransientError"
 # The judge's score of a contender against the candidate, beside the graders' scores.
 JUDGE = "judge"
 CANDIDATE = "candidate"
-
-
-class RetryPolicy(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    attempts: int = Field(default=6, ge=1)
-    backoff_seconds: float = Field(default=0.5, ge=0)
-    max_backoff_seconds: float = Field(default=20.0, ge=0)
-    # A longer Retry-After is a quota, not a burst: waiting it out would stall the run.
-    max_retry_after_seconds: float = Field(default=120.0, ge=0)
 
 
 class Reply(BaseModel):
@@ -89,15 +70,6 @@ class Evaluation(BaseModel):
 
 class EvaluationError(Exception):
     """The evaluation cannot give a verdict; the message says why."""
-
-
-class _Outcome(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    response: dict[str, Any] | None
-    latency_ms: float | None
-    attempts: int
-    error: str | None
 
 
 def evaluate(
@@ -196,7 +168,7 @@ def summarise_replies(
 
 
 def _reply(
-    example: EvalExample, contender: Contender, outcome: _Outcome, graders: Sequence[str]
+    example: EvalExample, contender: Contender, outcome: CallOutcome, graders: Sequence[str]
 ) -> Reply:
     usage = (outcome.response or {}).get("usage") or {}
     if outcome.response is None:
@@ -224,7 +196,7 @@ def _first_message(response: Mapping[str, Any]) -> Answer:
     return Answer.from_message(choices[0].get("message") or {}) if choices else Answer()
 
 
-def _require_some_answer(contender: Contender, outcomes: Sequence[_Outcome]) -> None:
+def _require_some_answer(contender: Contender, outcomes: Sequence[CallOutcome]) -> None:
     if all(outcome.response is None for outcome in outcomes):
         raise EvaluationError(
             f"every request to {contender.name} ({contender.model}) failed: {outcomes[0].error}"
@@ -273,7 +245,7 @@ def _judged(
     return judged
 
 
-def _verdict(outcome: _Outcome) -> Verdict | None:
+def _verdict(outcome: CallOutcome) -> Verdict | None:
     answer = _first_message(outcome.response) if outcome.response else Answer()
     return parse_verdict(answer.content or "")
 
@@ -297,65 +269,23 @@ class _Counter:
 
 
 class _Caller:
+    """Runs a list of requests through a ChatCaller, ``concurrency`` at a time."""
+
     def __init__(
         self, chat: Chat, retry: RetryPolicy, sleep: Callable[[float], None], seed: int
     ) -> None:
-        self._chat = chat
-        self._retry = retry
-        self._sleep = sleep
-        # Jitter only spreads retries out; it never touches a score.
-        self._jitter = random.Random(seed)
-        self._lock = threading.Lock()
+        self._caller = ChatCaller(chat, retry, sleep, seed)
 
     def run_all(
         self,
         jobs: Sequence[tuple[tuple[str, int], dict[str, Any]]],
         concurrency: int,
         progress: _Counter,
-    ) -> dict[tuple[str, int], _Outcome]:
-        outcomes: dict[tuple[str, int], _Outcome] = {}
+    ) -> dict[tuple[str, int], CallOutcome]:
+        outcomes: dict[tuple[str, int], CallOutcome] = {}
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-            futures = {pool.submit(self.call, body): key for key, body in jobs}
+            futures = {pool.submit(self._caller.call, body): key for key, body in jobs}
             for future in as_completed(futures):
                 outcomes[futures[future]] = future.result()
                 progress.step()
         return outcomes
-
-    def call(self, body: dict[str, Any]) -> _Outcome:
-        attempt = 0
-        while True:
-            attempt += 1
-            started = time.monotonic()
-            try:
-                response = self._chat(body)
-            except Exception as error:  # every failure is recorded, none is lost
-                wait = self._wait(error, attempt)
-                if wait is None:
-                    return _Outcome(
-                        response=None, latency_ms=None, attempts=attempt, error=_describe(error)
-                    )
-                self._sleep(wait)
-                continue
-            latency = (time.monotonic() - started) * 1000
-            return _Outcome(response=response, latency_ms=latency, attempts=attempt, error=None)
-
-    def _wait(self, error: Exception, attempt: int) -> float | None:
-        """Seconds to wait before trying again, or None when retrying cannot help."""
-        kinds = {cls.__name__ for cls in type(error).__mro__}
-        if attempt >= self._retry.attempts or not kinds & {RATE_LIMITED, TRANSIENT}:
-            return None
-        backoff = min(
-            self._retry.max_backoff_seconds, self._retry.backoff_seconds * 2.0 ** (attempt - 1)
-        )
-        with self._lock:
-            jitter = self._jitter.uniform(0, backoff / 2)
-        retry_after = getattr(error, "retry_after", None)
-        if RATE_LIMITED in kinds and isinstance(retry_after, int | float):
-            if retry_after > self._retry.max_retry_after_seconds:
-                return None
-            return float(retry_after) + jitter
-        return backoff / 2 + jitter
-
-
-def _describe(error: Exception) -> str:
-    return str(error) or type(error).__name__
