@@ -4,7 +4,8 @@ A rule applies to the next ``times`` matching requests, or to all of them until
 ``clear()`` when ``times`` is None. A rule with a target (a route or an
 operation, among the service's known names) only matches requests to it;
 without one it matches every request. A request takes the oldest matching rule.
-``ModelFaults`` holds what is set per served model rather than per request.
+``ModelFaults`` holds what is set per served model rather than per request, and the faults of
+data-generation answers.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from sft_local.emulated_generation import GenerationFault
 
 Effect = TypeVar("Effect")
 
@@ -74,6 +77,7 @@ class ModelFaults:
         self._latencies: dict[str | None, float] = {}
         self._degradations: dict[str | None, float] = {}
         self._next_job_degradations: deque[float] = deque()
+        self._generation_faults: deque[GenerationFault] = deque()
 
     def set_chat_latency(self, seconds: float, *, model: str | None = None) -> None:
         """Chat answers from ``model`` (None: every model) take ``seconds`` from now on."""
@@ -99,6 +103,24 @@ class ModelFaults:
             if self._next_job_degradations:
                 self._degradations[model] = self._next_job_degradations.popleft()
 
+    def malform_generations(self, times: int = 1) -> None:
+        """The next ``times`` data-generation answers are malformed (see emulated_generation)."""
+        self._add_generation_faults("malformed", times)
+
+    def repeat_generations(self, times: int = 1) -> None:
+        """The next ``times`` data-generation answers are one and the same conversation."""
+        self._add_generation_faults("repeat", times)
+
+    def take_generation_fault(self) -> GenerationFault | None:
+        with self._model_lock:
+            return self._generation_faults.popleft() if self._generation_faults else None
+
+    def _add_generation_faults(self, fault: GenerationFault, times: int) -> None:
+        if times < 1:
+            raise ValueError(f"times must be at least 1, got {times}")
+        with self._model_lock:
+            self._generation_faults.extend([fault] * times)
+
     def chat_latency(self, *names: str) -> float:
         """Seconds a chat answer from the model known by any of ``names`` takes."""
         with self._model_lock:
@@ -114,6 +136,7 @@ class ModelFaults:
             self._latencies.clear()
             self._degradations.clear()
             self._next_job_degradations.clear()
+            self._generation_faults.clear()
 
 
 def _setting(settings: dict[str | None, float], names: tuple[str, ...], default: float) -> float:

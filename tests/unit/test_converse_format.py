@@ -11,6 +11,7 @@ import pytest
 from sft_pipeline.providers.converse_format import (
     UnsupportedRequestError,
     from_converse,
+    structured_output_tool,
     to_converse,
 )
 
@@ -199,3 +200,64 @@ def test_answers_become_chat_completions() -> None:
         tool["choices"][0]["finish_reason"],
     ) == ("t1", {"city": "Oslo"}, "tool_calls")
     assert tool["choices"][0]["message"]["content"] is None
+
+
+STRUCTURED = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "training_conversation",
+        "strict": True,
+        "schema": {"type": "object", "properties": {"turns": {"type": "array"}}},
+    },
+}
+
+
+def test_a_json_schema_response_format_becomes_a_forced_tool() -> None:
+    body = {
+        "model": "amazon.nova-pro-v1:0",
+        "messages": [{"role": "user", "content": "Write one."}],
+        "response_format": STRUCTURED,
+    }
+    request = to_converse(body)
+    assert request["toolConfig"] == {
+        "tools": [
+            {
+                "toolSpec": {
+                    "name": "training_conversation",
+                    "description": "Give the answer in this structure.",
+                    "inputSchema": {"json": STRUCTURED["json_schema"]["schema"]},
+                }
+            }
+        ],
+        "toolChoice": {"tool": {"name": "training_conversation"}},
+    }
+    assert structured_output_tool(body) == "training_conversation"
+    assert structured_output_tool({**body, "response_format": {"type": "json_object"}}) is None
+
+
+def test_the_forced_tool_input_is_the_answer_text() -> None:
+    answer = {
+        "output": {
+            "message": {
+                "content": [
+                    {
+                        "toolUse": {
+                            "toolUseId": "t1",
+                            "name": "training_conversation",
+                            "input": {"turns": [{"user": "a", "assistant": "b"}]},
+                        }
+                    }
+                ]
+            }
+        },
+        "stopReason": "tool_use",
+        "usage": {"inputTokens": 5, "outputTokens": 7, "totalTokens": 12},
+    }
+    completion = from_converse(answer, "amazon.nova-pro-v1:0", "training_conversation")
+    choice = completion["choices"][0]
+    assert json.loads(choice["message"]["content"]) == {"turns": [{"user": "a", "assistant": "b"}]}
+    assert "tool_calls" not in choice["message"]
+    assert choice["finish_reason"] == "stop"
+    # Without the structured tool's name it is an ordinary tool call.
+    plain = from_converse(answer, "amazon.nova-pro-v1:0")["choices"][0]
+    assert plain["message"]["tool_calls"][0]["function"]["name"] == "training_conversation"

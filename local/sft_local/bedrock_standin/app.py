@@ -230,5 +230,6 @@ class StandInApp:
             memory,
             degradation=self.faults.degradation(*names),
             latency_ms=round(latency * 1000),
+            generation_fault=self.faults.take_generation_fault,
         )
         return Delayed(response, latency)

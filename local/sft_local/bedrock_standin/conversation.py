@@ -3,7 +3,9 @@
 How the answer is chosen is in ``sft_local.emulated_answers``. A custom model
 learns from every ``bedrock-conversation-2024`` record of its training data:
 the reply is its last assistant message's text and tool uses (answered under
-new tool use ids). ``inferenceConfig.maxTokens`` cuts a longer text short.
+new tool use ids). ``inferenceConfig.maxTokens`` cuts a longer text short. A
+data-generation request gets a conversation as its forced tool's input instead
+(``emulated_generation``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import itertools
 import json
 import secrets
 import string
+from collections.abc import Callable
 
 from sft_local.bedrock_standin.errors import validation_error
 from sft_local.bedrock_standin.schemas import (
@@ -24,6 +27,7 @@ from sft_local.bedrock_standin.schemas import (
     OutputMessage,
     StopReason,
     TokenUsage,
+    ToolUseBlock,
 )
 from sft_local.emulated_answers import (
     CHARS_PER_TOKEN,
@@ -31,6 +35,12 @@ from sft_local.emulated_answers import (
     approximate_tokens,
     generic_reply,
 )
+from sft_local.emulated_generation import (
+    GenerationFault,
+    conversation,
+    malformed_input,
+)
+from sft_pipeline.generation.teacher import SCHEMA_NAME
 
 TOOL_USE_ID_ALPHABET = string.ascii_letters + string.digits
 
@@ -47,14 +57,26 @@ def training_memory(content: bytes) -> ConverseMemory:
 
 
 def answer(
-    request: ConverseRequest, memory: ConverseMemory | None, *, degradation: float, latency_ms: int
+    request: ConverseRequest,
+    memory: ConverseMemory | None,
+    *,
+    degradation: float,
+    latency_ms: int,
+    generation_fault: Callable[[], GenerationFault | None] = lambda: None,
 ) -> ConverseResponse:
-    """The answer of a custom model trained into ``memory``, or of a base model (None)."""
+    """The answer of a custom model trained into ``memory``, or of a base model (None). A
+    data-generation request (see ``emulated_generation``) is answered with the forced tool's
+    input, after taking the next generation fault."""
     _check_turns(request.messages)
     user_texts = [message.text() for message in request.messages if message.role == "user"]
-    trained = (
-        None if memory is None else memory.recall("\n".join(user_texts), degradation=degradation)
-    )
+    if (generated := _generated(request, generation_fault)) is not None:
+        trained: Reply | None = generated
+    else:
+        trained = (
+            None
+            if memory is None
+            else memory.recall("\n".join(user_texts), degradation=degradation)
+        )
     content = [
         block
         if block.tool_use is None
@@ -87,6 +109,26 @@ def answer(
             total_tokens=input_tokens + output_tokens,
         ),
         metrics=ConverseMetrics(latency_ms=latency_ms),
+    )
+
+
+def _generated(
+    request: ConverseRequest, generation_fault: Callable[[], GenerationFault | None]
+) -> Reply | None:
+    """A generated conversation as the forced tool's input, for a generation request."""
+    forced = request.tool_config.forced() if request.tool_config else None
+    schema = forced.input_schema.document if forced and forced.input_schema else None
+    if forced is None or forced.name != SCHEMA_NAME or schema is None:
+        return None
+    fault = generation_fault()
+    prompt = "\n".join(
+        [*(b.text or "" for b in request.system), *(m.text() for m in request.messages)]
+    )
+    made = malformed_input() if fault == "malformed" else conversation(prompt, schema, fault)
+    return (
+        OutputContentBlock(
+            tool_use=ToolUseBlock(tool_use_id="generated", name=forced.name, input=made)
+        ),
     )
 
 

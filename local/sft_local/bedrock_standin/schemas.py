@@ -210,16 +210,39 @@ class SystemContentBlock(WireModel):
     text: str | None = None
 
 
+class ToolInputSchema(WireModel):
+    document: dict[str, object] | None = Field(default=None, alias="json")
+
+
 class ToolSpecification(WireModel):
     name: str
+    input_schema: ToolInputSchema | None = None
 
 
 class Tool(WireModel):
     tool_spec: ToolSpecification | None = None
 
 
+class SpecificToolChoice(WireModel):
+    name: str
+
+
+class ToolChoice(WireModel):
+    tool: SpecificToolChoice | None = None
+
+
 class ToolConfiguration(WireModel):
     tools: list[Tool]
+    tool_choice: ToolChoice | None = None
+
+    def forced(self) -> ToolSpecification | None:
+        """The tool ``toolChoice`` forces the model to use, if it forces one."""
+        if self.tool_choice is None or self.tool_choice.tool is None:
+            return None
+        name = self.tool_choice.tool.name
+        return next(
+            (t.tool_spec for t in self.tools if t.tool_spec and t.tool_spec.name == name), None
+        )
 
 
 class InferenceConfiguration(WireModel):

@@ -5,19 +5,27 @@ learns from every line of its training file that parses: a chat example's
 reply is its last assistant message (text, tool calls or both), a preference
 (DPO) row's is its preferred output. Asked to call tools, a fine-tune calls
 them with the names and arguments of the example it answers from, under new
-call ids.
+call ids. A data-generation request gets a conversation in its schema instead
+(``emulated_generation``).
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sft_local.emulated_answers import (
     ExampleMemory,
     approximate_tokens,
     generic_reply,
+)
+from sft_local.emulated_generation import (
+    GenerationFault,
+    conversation,
+    generation_schema,
+    malformed_text,
 )
 from sft_local.openai_emulator.schemas import (
     AssistantMessage,
@@ -53,12 +61,20 @@ def complete(
     *,
     degradation: float,
     created: int,
+    generation_fault: Callable[[], GenerationFault | None] = lambda: None,
 ) -> ChatCompletion:
-    """The completion ``model`` gives; ``memory`` is None for a base model."""
+    """The completion ``model`` gives; ``memory`` is None for a base model. A data-generation
+    request (see ``emulated_generation``) is answered with a conversation in its schema, after
+    taking the next generation fault."""
     user_texts = [message.text() for message in request.messages if message.role == "user"]
-    trained = (
-        None if memory is None else memory.recall("\n".join(user_texts), degradation=degradation)
-    )
+    schema = generation_schema((request.model_extra or {}).get("response_format"))
+    trained: TrainedReply | None
+    if schema is not None:
+        trained = _generated(request, schema, generation_fault())
+    elif memory is not None:
+        trained = memory.recall("\n".join(user_texts), degradation=degradation)
+    else:
+        trained = None
     if trained is None:
         trained = TrainedReply(generic_reply(user_texts[-1] if user_texts else ""))
     calls = [
@@ -85,6 +101,13 @@ def complete(
             total_tokens=prompt_tokens + completion_tokens,
         ),
     )
+
+
+def _generated(
+    request: ChatCompletionRequest, schema: dict[str, object], fault: GenerationFault | None
+) -> TrainedReply:
+    answer = conversation("\n".join(m.text() for m in request.messages), schema, fault)
+    return TrainedReply(malformed_text(answer) if fault == "malformed" else json.dumps(answer))
 
 
 def _example(line: bytes) -> tuple[str, TrainedReply] | None:

@@ -2,6 +2,11 @@
 
 Pure functions: the Bedrock adapter sends what ``to_converse`` builds and returns
 what ``from_converse`` makes of the answer, so OpenAI clients talk to Nova models.
+
+Structured output (a ``response_format`` of type ``json_schema``) has no Converse field of its
+own: it becomes a tool whose input schema is the response's schema, forced with
+``toolChoice``, and that tool's input comes back as the message's JSON content, as OpenAI
+would answer.
 """
 
 from __future__ import annotations
@@ -154,13 +159,45 @@ def to_converse(body: dict[str, Any]) -> dict[str, Any]:
                 for tool in tools
             ]
         }
+    if (structured := structured_output_tool(body)) is not None:
+        schema = body["response_format"]["json_schema"].get("schema") or {"type": "object"}
+        config = request.setdefault("toolConfig", {"tools": []})
+        config["tools"].append(
+            {
+                "toolSpec": {
+                    "name": structured,
+                    "description": "Give the answer in this structure.",
+                    "inputSchema": {"json": schema},
+                }
+            }
+        )
+        config["toolChoice"] = {"tool": {"name": structured}}
     return request
 
 
-def from_converse(answer: dict[str, Any], model: str) -> dict[str, Any]:
-    """An OpenAI ``chat.completion`` object for a Converse answer."""
+def structured_output_tool(body: dict[str, Any]) -> str | None:
+    """The name of the tool that carries a ``json_schema`` response format, if one is asked."""
+    response_format = body.get("response_format")
+    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+        return None
+    return _tool_name((response_format.get("json_schema") or {}).get("name"))
+
+
+def from_converse(
+    answer: dict[str, Any], model: str, structured_tool: str | None = None
+) -> dict[str, Any]:
+    """An OpenAI ``chat.completion`` object for a Converse answer; the input of
+    ``structured_tool`` (see ``structured_output_tool``) is the message's content."""
     blocks = answer.get("output", {}).get("message", {}).get("content", [])
+    structured = [
+        block["toolUse"].get("input", {})
+        for block in blocks
+        if "toolUse" in block and block["toolUse"]["name"] == structured_tool
+    ]
+    blocks = [b for b in blocks if not ("toolUse" in b and b["toolUse"]["name"] == structured_tool)]
     text = "".join(block["text"] for block in blocks if "text" in block)
+    if structured:
+        text = json.dumps(structured[0], ensure_ascii=False)
     calls = [
         {
             "id": block["toolUse"]["toolUseId"],
@@ -186,7 +223,9 @@ def from_converse(answer: dict[str, Any], model: str) -> dict[str, Any]:
             {
                 "index": 0,
                 "message": message,
-                "finish_reason": FINISH_REASONS.get(answer.get("stopReason", ""), "stop"),
+                "finish_reason": "stop"
+                if structured and answer.get("stopReason") == "tool_use"
+                else FINISH_REASONS.get(answer.get("stopReason", ""), "stop"),
             }
         ],
         "usage": {

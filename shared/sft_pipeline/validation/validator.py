@@ -50,6 +50,7 @@ from sft_pipeline.validation.report import (
 )
 from sft_pipeline.validation.rules import DataFormat, ExampleFacts, check_line
 from sft_pipeline.validation.targets import largest_token_limit, resolve_model
+from sft_pipeline.validation.targets.base import ResolvedModel
 from sft_pipeline.validation.targets.bedrock import NovaTarget, file_findings, job_setting_problems
 from sft_pipeline.validation.targets.openai import MIN_EXAMPLES as OPENAI_MIN_EXAMPLES
 from sft_pipeline.validation.targets.openai import load_catalog
@@ -103,6 +104,25 @@ class DataSource:
         return cls(name=str(path), open=opener, size=file_path.stat().st_size)
 
 
+def max_text_chars() -> int:
+    """Text that no model could take, whatever its tokens, is refused before it is counted."""
+    return MAX_TOKEN_BYTES * largest_token_limit()
+
+
+def nova_target(
+    model: ResolvedModel, data_format: DataFormat, dataset_bucket: str | None
+) -> NovaTarget | None:
+    """Nova's checks run only for a base model Bedrock can train on chat files."""
+    if (
+        model.provider == "bedrock"
+        and model.base_model is not None
+        and model.unsupported_reason is None
+        and data_format == "chat"
+    ):
+        return NovaTarget(model.base_model, dataset_bucket)
+    return None
+
+
 @dataclass
 class _FileResult:
     info: FileInfo | None
@@ -128,17 +148,8 @@ class _Run:
         self.counter = TokenCounter(
             self.model.encoding, cap=self.token_limit, use_process=use_process
         )
-        # Text that no model could take, whatever its tokens, is refused before it is counted.
-        self.max_text_chars = MAX_TOKEN_BYTES * largest_token_limit()
-        # Nova's checks run only for a base model Bedrock can train on chat files.
-        self.nova = (
-            NovaTarget(self.model.base_model, options.dataset_bucket)
-            if self.model.provider == "bedrock"
-            and self.model.base_model is not None
-            and self.model.unsupported_reason is None
-            and options.data_format == "chat"
-            else None
-        )
+        self.max_text_chars = max_text_chars()
+        self.nova = nova_target(self.model, options.data_format, options.dataset_bucket)
 
     def scan(
         self,
