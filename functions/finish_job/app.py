@@ -1,4 +1,5 @@
-"""Workflow task: register the model (with lineage) or record the failure, and notify."""
+"""Workflow task: record the outcome and notify: a registered model with its evaluation and
+model card, or why the run did not succeed."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         runtime.notifier(),
         datetime.now(UTC),
         api_base_url=load_settings(FinishJobSettings).api_base_url,
-        lineage=runtime.training_bucket(),
+        bucket=runtime.training_bucket(),
     )
     count(Metric.JOBS, result.outcome)
     logger.info("Outcome recorded", extra=result.as_payload())

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sft_pipeline.aliases import ALIAS_NAME
 from sft_pipeline.evaluation.gate import GatePolicy, PromotePolicy
+from sft_pipeline.evaluation.graders import GRADERS
 
 # Who trains a job. Each name has its rules (validation.targets) and its adapter (providers),
 # both registered under this name; tests/unit/test_architecture.py lists the places.
@@ -43,6 +44,7 @@ METADATA_KEYS = {
     "min-improvement": "min_improvement",
     "judge-model": "judge_model",
     "few-shot-k": "few_shot_k",
+    "graders": "graders",
 }
 SUFFIX_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 # Cost caps: 0 means no cap; a real one is at least a cent and at most a million dollars.
@@ -105,6 +107,20 @@ class JobSettings(_Frozen):
     min_improvement: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0
     judge_model: str | None = Field(default=None, min_length=1, max_length=200)
     few_shot_k: Annotated[int, Field(ge=0, le=20)] = 5
+    # The graders to score answers with, the first being the gate's score; None: picked
+    # from the references (tool calls, JSON, short answers or free text).
+    graders: list[str] | None = Field(default=None, min_length=1, max_length=len(GRADERS))
+
+    @field_validator("graders", mode="before")
+    @classmethod
+    def _known_graders(cls, value: object) -> object:
+        names = value.split(",") if isinstance(value, str) else value
+        if not isinstance(names, list):
+            return value
+        names = [str(name).strip() for name in names if str(name).strip()]
+        if unknown := [name for name in names if name not in GRADERS]:
+            raise ValueError(f"unknown grader(s) {', '.join(unknown)}; known: {', '.join(GRADERS)}")
+        return names
 
     @field_validator("provider", mode="before")
     @classmethod
@@ -320,8 +336,36 @@ class JobProgress(BaseModel):
         return self.failed_polls >= OUTAGE_NOTICE_AFTER_POLLS and not self.outage_notified
 
 
+class ModelRegistration(BaseModel):
+    """What registering a succeeded job's model recorded, for the steps after it."""
+
+    model_id: str
+    # What inference calls name (a Bedrock deployment), and whether it answers yet.
+    serving_model: str
+    serving_status: str
+    serving_note: str | None = None
+    actual_cost_usd: float | None = None
+    train_loss: float | None = None
+    valid_loss: float | None = None
+    newly_registered: bool
+
+
+class EvaluationOutcome(BaseModel):
+    """The held-out evaluation as the finish step reports it: where its summary and answers
+    are, the gate's decision in one sentence, or why nothing was evaluated."""
+
+    summary_key: str | None = None
+    results_prefix: str | None = None
+    examples: int = 0
+    promoted: bool = False
+    alias_version: int | None = None
+    decision: str | None = None
+    skipped: str | None = None
+
+
 class WorkflowState(BaseModel):
-    """What a task receives: the request, and the job once it exists."""
+    """What a task receives: the request, the job once it exists, then the model and its
+    evaluation once the job has succeeded."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -329,3 +373,7 @@ class WorkflowState(BaseModel):
     job: JobProgress | None = None
     outcome: str | None = None
     failure: dict[str, str] | None = None
+    registered: ModelRegistration | None = None
+    evaluation: EvaluationOutcome | None = None
+    # A caught evaluation error (Error, Cause): the model stays registered, the run says why.
+    evaluation_error: dict[str, str] | None = None

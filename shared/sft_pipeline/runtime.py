@@ -29,7 +29,7 @@ from sft_pipeline.settings import (
 )
 
 if TYPE_CHECKING:
-    from sft_pipeline.providers.base import Provider, TrainingPort
+    from sft_pipeline.providers.base import ChatPort, Provider, TrainingPort
 
 
 @cache
@@ -57,6 +57,12 @@ def notifier() -> Notifier:
 
 def provider(name: str) -> TrainingPort:
     """The named provider's training port, for the workflow's steps."""
+    return traced(build_provider(name, load_settings(ProviderSettings), "workflow"))
+
+
+def chat_provider(name: str) -> ChatPort:
+    """The named provider's chat port for the workflow's evaluation: the workflow's longer
+    timeouts, since a shard's task can wait out a slow answer (it backs off 429s itself)."""
     return traced(build_provider(name, load_settings(ProviderSettings), "workflow"))
 
 

@@ -169,6 +169,25 @@ class FinishJobSettings(ProviderSettings, RegistrySettings, NotifierSettings):
     api_base_url: ResourceName = Field(description="the stack's API base URL")
 
 
+class RegisterModelSettings(ProviderSettings, RegistrySettings):
+    pass
+
+
+class PrepareEvaluationSettings(ProviderSettings, RegistrySettings):
+    # Shards answered at once: the Map state reads it from the prepared plan.
+    evaluation_concurrency: int = Field(default=10, ge=1, le=1000)
+    # The pairwise judge when an upload names none; empty: no judge.
+    evaluation_judge_model: str = Field(default="", max_length=200)
+
+
+class EvaluateShardSettings(ProviderSettings):
+    pass
+
+
+class AggregateEvaluationSettings(RegistrySettings):
+    pass
+
+
 class ApiSettings(ProviderSettings, RegistrySettings, ApiLimits):
     pass
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from sft_local.template import (
     Resolver,
@@ -40,9 +41,17 @@ from sft_local.template import (
 from sft_pipeline import settings as settings_module
 from sft_pipeline.adapters.slack import DISABLED_VALUES
 from sft_pipeline.adapters.training_bucket import LINEAGE_TAG, UNREGISTERED
-from sft_pipeline.jobs import JobProgress, JobState, WorkflowRequest, WorkflowState
+from sft_pipeline.jobs import (
+    EvaluationOutcome,
+    JobProgress,
+    JobState,
+    ModelRegistration,
+    WorkflowRequest,
+    WorkflowState,
+)
 from sft_pipeline.notifications import Outcome
 from sft_pipeline.observability import NAMESPACE, Metric
+from sft_pipeline.pipeline.evaluation_steps import Prepared
 from sft_pipeline.providers.base import (
     ProviderPermanentError,
     ProviderRateLimitError,
@@ -406,16 +415,48 @@ def tasks(definition: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
                 yield name, state
 
 
+def catching_states(definition: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The states whose Catch reports a task's error: each top-level task itself, and for a
+    task inside a Map or Parallel the enclosing state, which catches whatever its items raise."""
+    nesting = ("ItemProcessor", "Iterator", "Branches")
+    for name, state in definition["States"].items():
+        if state["Type"] == "Task" or any(key in state for key in nesting):
+            yield name, state
+
+
+def calls_a_provider(state: dict[str, Any]) -> bool:
+    """Whether the task's function is one that reaches a provider (it is given the key)."""
+    match = SUBSTITUTION.search(json.dumps(state.get("Parameters", {})))
+    if match is None:
+        return False
+    _, props = state_machine_for(ASL_FILES[0])
+    function = ref_target(props["DefinitionSubstitutions"][match.group(1)])
+    variables = functions()[function]["Properties"].get("Environment", {}).get("Variables", {})
+    return "OPENAI_SECRET_ARN" in variables
+
+
 def all_states(definition: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     for _, scope in scopes(definition):
         yield from scope["States"].items()
 
 
+# What the tasks' results are stored as in the execution's state, by ResultPath.
+TASK_RESULTS: dict[str, type[BaseModel]] = {
+    "$.registered": ModelRegistration,
+    "$.evaluation_plan": Prepared,
+    "$.evaluation": EvaluationOutcome,
+}
+
+
 def model_has_path(path: str) -> bool:
     """Whether a JSONPath like ``$.job.next_wait_seconds`` names a field of the task input."""
     parts = path.removeprefix("$.").split(".")
-    models: dict[str, Any] = {"job": JobProgress, "request": WorkflowRequest}
-    if parts[0] not in WorkflowState.model_fields:
+    models: dict[str, Any] = {
+        "job": JobProgress,
+        "request": WorkflowRequest,
+        **{key.removeprefix("$."): model for key, model in TASK_RESULTS.items()},
+    }
+    if parts[0] not in WorkflowState.model_fields and parts[0] not in models:
         return False
     if len(parts) == 1:
         return True
@@ -508,18 +549,32 @@ class TestStateMachineGraph:
                 assert ends, f"{scope_name}: no terminal state can be reached from {name}"
 
     def test_every_task_retries_and_catches(self, path: Path) -> None:
-        for name, state in tasks(load_asl(path)):
+        definition = load_asl(path)
+        for name, state in tasks(definition):
             assert state.get("Retry"), f"{name} has no Retry"
+            assert "TimeoutSeconds" in state, f"{name} has no TimeoutSeconds"
+        for name, state in catching_states(definition):
             assert state.get("Catch"), f"{name} has no Catch"
             assert state["Catch"][-1]["ErrorEquals"] == ["States.ALL"], (
                 f"{name}: the last Catch must catch States.ALL, so no error escapes unreported"
             )
-            assert "TimeoutSeconds" in state, f"{name} has no TimeoutSeconds"
+
+    def test_task_results_are_stored_as_the_models_the_steps_read(self, path: Path) -> None:
+        """A task's ResultSelector names exactly the fields of the model stored at its
+        ResultPath, so the next step parses what the last one returned."""
+        for name, state in tasks(load_asl(path)):
+            model = TASK_RESULTS.get(state.get("ResultPath", ""))
+            if model is None:
+                continue
+            selected = {key.removesuffix(".$") for key in state["ResultSelector"]}
+            assert selected == set(model.model_fields), f"{name} selects {sorted(selected)}"
+            for key, source in state["ResultSelector"].items():
+                assert source == f"$.Payload.{key.removesuffix('.$')}", f"{name}: {key}"
 
     def test_tasks_retry_the_provider_errors_by_class_name(self, path: Path) -> None:
         for name, state in tasks(load_asl(path)):
             retried = [e for retrier in state["Retry"] for e in retrier["ErrorEquals"]]
-            for error in PROVIDER_RETRIED_ERRORS:
+            for error in PROVIDER_RETRIED_ERRORS if calls_a_provider(state) else ():
                 assert error in retried, f"{name} does not retry {error}"
             if state["Resource"] == LAMBDA_INVOKE:
                 for error in LAMBDA_SERVICE_ERRORS:
@@ -1082,7 +1137,7 @@ def test_old_versions_expire_except_those_a_registered_model_was_trained_on() ->
         assert settings[name].default in covered, f"old versions under {name} never expire"
 
 
-def test_upload_versions_are_tagged_by_validation_and_finish_only() -> None:
+def test_upload_versions_are_tagged_by_validation_and_registration_only() -> None:
     tagging = {"s3:PutObjectTagging", "s3:PutObjectVersionTagging"}
     taggers = set()
     for owner, statement in identity_statements():
@@ -1091,7 +1146,8 @@ def test_upload_versions_are_tagged_by_validation_and_finish_only() -> None:
         taggers.add(owner)
         for resource in as_list(statement["Resource"]):
             assert json.dumps(resource).endswith('/training/*"}'), f"{owner} tags {resource}"
-    assert taggers == {validation_function()[0], "FinishJobFunction"}
+    # FinishJob registers the model itself when the registration step could not.
+    assert taggers == {validation_function()[0], "RegisterModelFunction", "FinishJobFunction"}
 
 
 def test_every_checkov_skip_says_why() -> None:

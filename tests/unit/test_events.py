@@ -15,6 +15,7 @@ import pytest
 from aws_lambda_powertools.utilities.data_classes import S3Event
 
 from sft_pipeline.jobs import JobState, WorkflowState
+from sft_pipeline.pipeline.evaluation_steps import Prepared
 from sft_pipeline.providers.base import ProviderPermanentError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +30,9 @@ WORKFLOW_EVENTS = {
     "cancel_job.json": {"job": True, "outcome": None},
     "finish_job_succeeded.json": {"job": True, "outcome": "succeeded"},
     "finish_job_failed.json": {"job": False, "outcome": "failed"},
+    "register_model.json": {"job": True, "outcome": "succeeded"},
+    "prepare_evaluation.json": {"job": True, "outcome": "succeeded"},
+    "finish_job_evaluated.json": {"job": True, "outcome": "succeeded"},
 }
 
 
@@ -74,6 +78,21 @@ def test_workflow_events_describe_one_run() -> None:
     succeeded = jobs["finish_job_succeeded.json"]
     assert succeeded.state is JobState.SUCCEEDED
     assert succeeded.fine_tuned_model
+
+
+def test_evaluation_events_follow_the_registration() -> None:
+    """The registration's result feeds the evaluation; its outcome feeds the finish step."""
+    assert WorkflowState.model_validate(load("register_model.json")).registered is None
+    prepared = WorkflowState.model_validate(load("prepare_evaluation.json"))
+    finished = WorkflowState.model_validate(load("finish_job_evaluated.json"))
+    assert prepared.registered is not None and prepared.job is not None
+    assert prepared.registered.model_id == prepared.job.fine_tuned_model
+    assert finished.evaluation is not None and finished.evaluation.summary_key
+    plan = Prepared.model_validate(load("aggregate_evaluation.json"))
+    shard = load("evaluate_shard.json")
+    assert shard["bucket"] == plan.bucket == UPLOAD_BUCKET
+    assert shard["shard_key"] in plan.shards
+    assert finished.evaluation.summary_key.startswith(plan.plan_key.rsplit("/", 1)[0])
 
 
 def test_launch_event_is_the_execution_input() -> None:

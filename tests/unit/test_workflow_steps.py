@@ -184,9 +184,7 @@ def test_finish_registers_the_model_once_with_its_lineage(
     state.outcome = "succeeded"
     notifier = FakeNotifier()
     bucket = FakeBucket()
-    result = finish(
-        state, provider, registry, notifier, NOW + timedelta(minutes=31), lineage=bucket
-    )
+    result = finish(state, provider, registry, notifier, NOW + timedelta(minutes=31), bucket=bucket)
     assert (result.outcome, result.model_id, result.newly_registered) == (
         "succeeded",
         "ft:gpt-4o-mini-2024-07-18:acme:support:abc123",
@@ -203,7 +201,7 @@ def test_finish_registers_the_model_once_with_its_lineage(
     assert sent.outcome is Outcome.SUCCEEDED and sent.duration_seconds == 30 * 60
     # A retried finish step does not register the model twice.
     again = finish(
-        state, provider, registry, notifier, NOW + timedelta(minutes=32), lineage=FakeBucket()
+        state, provider, registry, notifier, NOW + timedelta(minutes=32), bucket=FakeBucket()
     )
     assert again.newly_registered is False
     assert len(registry.list_models()) == 1
@@ -222,7 +220,7 @@ def test_finish_reports_a_provider_failure(files: FakeBucket, registry: InMemory
     )
     state.outcome = "failed"
     notifier = FakeNotifier()
-    result = finish(state, provider, registry, notifier, NOW, lineage=FakeBucket())
+    result = finish(state, provider, registry, notifier, NOW, bucket=FakeBucket())
     assert result.model_id is None
     [sent] = notifier.sent
     assert (sent.outcome, sent.error_code, sent.error_message) == (
@@ -247,7 +245,7 @@ def test_finish_after_a_caught_step_error_uses_the_cause(
         failure={"Error": "ProviderPermanentError", "Cause": json.dumps(cause)},
     )
     notifier = FakeNotifier()
-    finish(state, provider, registry, notifier, NOW, lineage=FakeBucket())
+    finish(state, provider, registry, notifier, NOW, bucket=FakeBucket())
     [sent] = notifier.sent
     assert (sent.error_code, sent.error_message, sent.job_id) == (
         "fine_tuning_unavailable",
@@ -268,12 +266,12 @@ def test_finish_after_a_failure_survives_an_unreachable_provider(
     }
     provider.fail_with = ProviderTransientError("http_503", "unavailable")
     notifier = FakeNotifier()
-    finish(state, provider, registry, notifier, NOW, lineage=FakeBucket())
+    finish(state, provider, registry, notifier, NOW, bucket=FakeBucket())
     assert notifier.sent[0].error_code == "http_503"
     # A success cannot be recorded without the provider: the step fails and is retried.
     state.outcome = "succeeded"
     with pytest.raises(ProviderTransientError):
-        finish(state, provider, registry, notifier, NOW, lineage=FakeBucket())
+        finish(state, provider, registry, notifier, NOW, bucket=FakeBucket())
 
 
 def test_provider_errors_propagate_by_class_name(
@@ -493,7 +491,7 @@ def test_a_failure_before_any_job_leaves_a_failed_run_record(
         failure={"Error": type(error).__name__, "Cause": json.dumps(cause)},
     )
     notifier = FakeNotifier()
-    finish(state, FakeProvider(), registry, notifier, NOW, lineage=FakeBucket())
+    finish(state, FakeProvider(), registry, notifier, NOW, bucket=FakeBucket())
     record = registry.get_job(UPLOAD.dataset_id)
     assert record is not None
     assert (record.job_id, record.status, record.outcome, record.error_code) == (
@@ -518,7 +516,7 @@ def test_a_failed_run_is_recorded_from_the_last_poll_when_the_provider_is_down(
     state.outcome = "failed"
     state.failure = {"Error": "ProviderPermanentError", "Cause": "job_not_found: No such job."}
     finish(
-        state, provider, registry, FakeNotifier(), NOW + timedelta(minutes=5), lineage=FakeBucket()
+        state, provider, registry, FakeNotifier(), NOW + timedelta(minutes=5), bucket=FakeBucket()
     )
     record = registry.get_job(UPLOAD.dataset_id)
     assert record is not None
@@ -543,7 +541,7 @@ def test_a_timeout_whose_cancel_failed_says_the_job_may_still_run(
         "Cause": json.dumps({"errorMessage": "http_503: overloaded"}),
     }
     notifier = FakeNotifier()
-    finish(state, provider, registry, notifier, NOW, lineage=FakeBucket())
+    finish(state, provider, registry, notifier, NOW, bucket=FakeBucket())
     [sent] = notifier.sent
     assert sent.outcome is Outcome.TIMED_OUT and sent.error_code == "cancel_failed"
     assert "may still be running" in (sent.error_message or "")

@@ -17,8 +17,20 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from sft_pipeline.evaluation.summary import EvaluationSummary
-from sft_pipeline.jobs import JobProgress, JobState, UploadRef, WorkflowRequest, WorkflowState
+from sft_pipeline.jobs import (
+    JobProgress,
+    JobState,
+    ModelRegistration,
+    UploadRef,
+    WorkflowRequest,
+    WorkflowState,
+)
 from sft_pipeline.notifications import DatasetRef, Notification, Outcome
+from sft_pipeline.pipeline.evaluation_steps import (
+    EvaluationBucket,
+    ModelLookup,
+    evaluation_report,
+)
 from sft_pipeline.providers.base import (
     JobRequest,
     ProviderError,
@@ -51,7 +63,11 @@ class LineageKeeper(Protocol):
     def keep_for_lineage(self, upload: UploadRef) -> None: ...
 
 
-class WorkflowRegistry(Protocol):
+class RunFiles(LineageKeeper, EvaluationBucket, Protocol):
+    """The training bucket as the finish step uses it: lineage, evaluation files, the card."""
+
+
+class WorkflowRegistry(ModelLookup, Protocol):
     """What the workflow's steps record: the job as it goes, the model it made, and the
     dataset's status when no job was ever created."""
 
@@ -294,6 +310,12 @@ def cancel(state: WorkflowState, provider: TrainingPort) -> JobProgress:
     )
 
 
+def _registered(state: WorkflowState) -> ModelRegistration:
+    if state.registered is None:
+        raise ValueError("the workflow state has no registered model")
+    return state.registered
+
+
 def _require_job(state: WorkflowState) -> JobProgress:
     if state.job is None:
         raise ValueError("the workflow state has no job yet")
@@ -316,6 +338,69 @@ class FinishResult:
         }
 
 
+def register(
+    state: WorkflowState,
+    provider: TrainingPort,
+    registry: WorkflowRegistry,
+    now: datetime,
+    *,
+    lineage: LineageKeeper,
+) -> ModelRegistration:
+    """Record a succeeded job's model with its lineage and serve it (safe to repeat).
+
+    It runs before the evaluation, so an evaluation that fails never costs the model its
+    record. ``lineage`` keeps the trained upload version from the bucket's expiry; it is
+    tagged before the model is registered, so no registered model points at an expirable
+    version."""
+    request, progress = state.request, _require_job(state)
+    job = provider.get_job(progress.job_id)
+    if not job.fine_tuned_model:
+        raise ValueError(f"job {job.job_id} succeeded without a fine-tuned model")
+    metrics = provider.final_metrics(job)
+    serving = provider.serve(job)
+    actual = training_cost(job.base_model, job.trained_tokens) if job.trained_tokens else None
+    registry.put_job(
+        JobRecord.from_provider(
+            request.dataset_id, provider.name, job, progress.started_at, Outcome.SUCCEEDED.value
+        )
+    )
+    dataset = registry.get_dataset(request.dataset_id)
+    lineage.keep_for_lineage(request.upload)
+    newly_registered = registry.register_model(
+        ModelRecord(
+            model_id=job.fine_tuned_model,
+            provider=provider.name,
+            job_id=job.job_id,
+            base_model=job.base_model,
+            dataset_id=request.dataset_id,
+            upload=request.upload,
+            dataset_sha256=dataset.sha256 if dataset else None,
+            hyperparameters=job.hyperparameters,
+            trained_tokens=job.trained_tokens,
+            estimated_cost_usd=request.estimate.cost_usd,
+            actual_cost_usd=actual,
+            train_loss=metrics.train_loss if metrics else None,
+            valid_loss=metrics.valid_loss if metrics else None,
+            started_at=datetime.fromtimestamp(progress.started_at, UTC),
+            finished_at=datetime.fromtimestamp(job.finished_at, UTC) if job.finished_at else now,
+            created_at=now,
+            serving_model=serving.model,
+            serving_status=serving.status,
+            serving_note=serving.note,
+        )
+    )
+    return ModelRegistration(
+        model_id=job.fine_tuned_model,
+        serving_model=serving.model,
+        serving_status=serving.status,
+        serving_note=serving.note,
+        actual_cost_usd=actual,
+        train_loss=metrics.train_loss if metrics else None,
+        valid_loss=metrics.valid_loss if metrics else None,
+        newly_registered=newly_registered,
+    )
+
+
 def finish(
     state: WorkflowState,
     provider: TrainingPort,
@@ -324,12 +409,10 @@ def finish(
     now: datetime,
     *,
     api_base_url: str | None = None,
-    lineage: LineageKeeper,
+    bucket: RunFiles,
 ) -> FinishResult:
-    """Record the outcome (the model with its lineage on success) and tell the user.
-
-    ``lineage`` keeps the trained upload version from the bucket's expiry; it is tagged
-    before the model is registered, so no registered model points at an expirable version."""
+    """Record the outcome and tell the user: on success the registered model (registered
+    here if the registration step could not), its evaluation and its model card."""
     request = state.request
     outcome = Outcome(state.outcome or "failed")
     progress = state.job
@@ -354,7 +437,32 @@ def finish(
         report_uri=request.report_uri,
         api_base_url=api_base_url or None,
     )
-    newly_registered = False
+    if outcome is Outcome.SUCCEEDED and job is not None and job.fine_tuned_model:
+        if state.registered is None:
+            state = state.model_copy(
+                update={"registered": register(state, provider, registry, now, lineage=bucket)}
+            )
+        registration = _registered(state)
+        metrics = provider.final_metrics(job)
+        report = evaluation_report(state, bucket, registry, metrics.curve if metrics else [])
+        notification = notification.model_copy(
+            update={
+                "model_id": registration.model_id,
+                "actual_cost_usd": registration.actual_cost_usd,
+                "train_loss": registration.train_loss,
+                "valid_loss": registration.valid_loss,
+                "serving_note": registration.serving_note,
+                "evaluation": report.summary,
+                "evaluation_decision": report.decision,
+                "evaluation_skipped": report.skipped,
+                "evaluation_error": report.error,
+                "model_card_uri": report.model_card_uri,
+            }
+        )
+        message_id = notifier.publish(notification)
+        return FinishResult(
+            outcome.value, registration.model_id, message_id, registration.newly_registered
+        )
     registry.put_job(
         JobRecord.from_provider(
             request.dataset_id, provider.name, job, progress.started_at, outcome.value
@@ -374,46 +482,8 @@ def finish(
     if progress is None:
         # No job was ever created: the upload is not left looking launched.
         registry.mark_dataset(request.dataset_id, "failed")
-    if outcome is Outcome.SUCCEEDED and job is not None and job.fine_tuned_model and progress:
-        metrics = provider.final_metrics(job)
-        serving = provider.serve(job)
-        actual = training_cost(job.base_model, job.trained_tokens) if job.trained_tokens else None
-        dataset = registry.get_dataset(request.dataset_id)
-        notification = notification.model_copy(
-            update={
-                "model_id": job.fine_tuned_model,
-                "actual_cost_usd": actual,
-                "train_loss": metrics.train_loss if metrics else None,
-                "valid_loss": metrics.valid_loss if metrics else None,
-                "serving_note": serving.note,
-            }
-        )
-        lineage.keep_for_lineage(request.upload)
-        newly_registered = registry.register_model(
-            ModelRecord(
-                model_id=job.fine_tuned_model,
-                provider=provider.name,
-                job_id=job.job_id,
-                base_model=job.base_model,
-                dataset_id=request.dataset_id,
-                upload=request.upload,
-                dataset_sha256=dataset.sha256 if dataset else None,
-                hyperparameters=job.hyperparameters,
-                trained_tokens=job.trained_tokens,
-                estimated_cost_usd=request.estimate.cost_usd,
-                actual_cost_usd=actual,
-                train_loss=notification.train_loss,
-                valid_loss=notification.valid_loss,
-                started_at=datetime.fromtimestamp(progress.started_at, UTC),
-                finished_at=notification.finished_at or now,
-                created_at=now,
-                serving_model=serving.model,
-                serving_status=serving.status,
-                serving_note=serving.note,
-            )
-        )
     message_id = notifier.publish(notification)
-    return FinishResult(outcome.value, notification.model_id, message_id, newly_registered)
+    return FinishResult(outcome.value, None, message_id, False)
 
 
 def _latest_job(
