@@ -11,9 +11,10 @@ from __future__ import annotations
 from sft_pipeline.adapters.dynamodb.aliases import AliasTable
 from sft_pipeline.adapters.dynamodb.api_keys import ApiKeyTable
 from sft_pipeline.adapters.dynamodb.datasets import DatasetTable
+from sft_pipeline.adapters.dynamodb.job_events import JobEventTable
 from sft_pipeline.adapters.dynamodb.jobs import JobTable
 from sft_pipeline.adapters.dynamodb.models import ModelTable
 
 
-class Registry(DatasetTable, JobTable, ModelTable, AliasTable, ApiKeyTable):
+class Registry(DatasetTable, JobTable, ModelTable, AliasTable, ApiKeyTable, JobEventTable):
     """All the registry's records in one table: ``Registry(boto3_table)``."""

@@ -1,10 +1,15 @@
-"""Starting the fine-tuning workflow (Step Functions), exactly once per upload."""
+"""The fine-tuning workflow (Step Functions): started exactly once per upload, and woken
+from its wait for a job's end."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from sft_pipeline.job_events import WAKE_UP_OUTPUT
 from sft_pipeline.jobs import WorkflowRequest
+
+# What SendTaskSuccess answers for a task that no longer waits (timed out, closed, stopped).
+WAIT_OVER_ERRORS = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
 
 
 class Workflow:
@@ -28,3 +33,13 @@ class Workflow:
             arn = self._state_machine_arn.replace(":stateMachine:", ":execution:")
             return f"{arn}:{execution_name}", False
         return str(response["executionArn"]), True
+
+    def resume(self, task_token: str) -> bool:
+        """End the wait that holds ``task_token``; False if that wait is already over."""
+        try:
+            self._client.send_task_success(taskToken=task_token, output=WAKE_UP_OUTPUT)
+        except self._client.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") in WAIT_OVER_ERRORS:
+                return False
+            raise
+        return True

@@ -12,15 +12,17 @@ import binascii
 import csv
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import openai
 from openai.types.fine_tuning import FineTuningJob, job_create_params
+from pydantic import BaseModel
 
 from sft_pipeline.adapters.secrets import read_secret
 from sft_pipeline.evaluation.report_html import LossPoint
+from sft_pipeline.job_events import JobEvent, WebhookRejectedError
 from sft_pipeline.jobs import JobState, ProviderName
 from sft_pipeline.providers import Purpose
 from sft_pipeline.providers.base import (
@@ -48,6 +50,8 @@ STATE_BY_STATUS = {
     "cancelled": JobState.CANCELLED,
 }
 QUOTA_CODES = frozenset({"daily_rate_limit_exceeded", "insufficient_quota"})
+# Webhook types are "fine_tuning.job.<status>"; those of an ended job's status wake its run.
+JOB_WEBHOOK_PREFIX = "fine_tuning.job."
 T = TypeVar("T")
 
 if TYPE_CHECKING:
@@ -300,3 +304,46 @@ def _provider(api_key: str, base_url: str, purpose: Purpose) -> OpenAIProvider:
         api_key=api_key, base_url=base_url or None, timeout=timeout, max_retries=retries
     )
     return OpenAIProvider(client, max_rate_limit_wait=rate_limit_wait)
+
+
+class _WebhookSubject(BaseModel):
+    id: str = ""
+
+
+class _JobWebhook(BaseModel):
+    """The part of a webhook's body the pipeline reads: ``{type, data: {id}}``."""
+
+    type: str
+    data: _WebhookSubject = _WebhookSubject()
+
+
+def unwrap_job_webhook(payload: bytes, headers: Mapping[str, str], secret: str) -> JobEvent:
+    """A webhook verified with the SDK's own Standard Webhooks check (OpenAI's and Azure
+    OpenAI's scheme: HMAC over id, timestamp and body, 5 minutes' tolerance), as a job event.
+
+    Raises WebhookRejectedError for a bad or missing signature, a stale or future timestamp,
+    or a body that is not the signed JSON; the message never holds the secret."""
+    try:
+        _webhook_client().webhooks.unwrap(payload, headers, secret=secret)
+        body = _JobWebhook.model_validate_json(payload)
+    except ValueError as exc:  # InvalidWebhookSignatureError and ValidationError are ValueErrors
+        raise WebhookRejectedError(_first_line(exc)) from None
+    # Signed, so the header is there: the SDK read it to check the signature.
+    delivery_id = next(value for name, value in headers.items() if name.lower() == "webhook-id")
+    status = body.type.removeprefix(JOB_WEBHOOK_PREFIX)
+    ended = body.type.startswith(JOB_WEBHOOK_PREFIX) and status in STATE_BY_STATUS
+    return JobEvent(
+        delivery_id=delivery_id,
+        kind=body.type[:200],
+        ended_job_id=body.data.id if ended and body.data.id else None,
+    )
+
+
+@lru_cache(maxsize=1)
+def _webhook_client() -> openai.OpenAI:
+    """Verifying a webhook calls no API: this client only carries the SDK's helper."""
+    return openai.OpenAI(api_key="not-used-to-verify-webhooks", max_retries=0)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
