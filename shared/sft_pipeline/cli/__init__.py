@@ -14,6 +14,9 @@ and few-shot) and optionally a champion through any OpenAI-compatible endpoint, 
 the score table. Exit status: 0 done (with --min-improvement: the fine-tune passed the gate),
 1 it did not pass the gate, 2 bad usage, an unreadable file or an endpoint that answered nothing.
 
+``sft generate SPEC -o train.jsonl`` makes training and held-out data with a teacher model
+(see cli/generate_command.py). Exit status: 0 done, 1 incomplete or invalid, 2 unusable input.
+
 Other packages add commands through the ``sft.commands`` entry points (the local stack adds
 ``sft local``), so this package, shipped in the Lambda layer, never imports them.
 """
@@ -43,7 +46,7 @@ from sft_pipeline.api_keys import (
     looks_like_key,
     new_key,
 )
-from sft_pipeline.cli import eval_command
+from sft_pipeline.cli import eval_command, generate_command
 from sft_pipeline.cli.sources import SourceError, open_source
 from sft_pipeline.evaluation.gate import GatePolicy
 from sft_pipeline.evaluation.graders import GRADERS
@@ -127,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--no-progress", action="store_true", help="never show the progress bar")
     _add_keys_commands(commands)
     _add_eval_command(commands)
+    _add_generate_command(commands)
     for entry in sorted(entry_points(group=COMMAND_ENTRY_POINTS), key=lambda entry: entry.name):
         entry.load()(commands)
     return parser
@@ -286,6 +290,39 @@ def _run_eval(args: argparse.Namespace) -> int:
     if args.min_improvement is not None and not (decision and decision.promote):
         return EXIT_GATE_FAILED
     return EXIT_OK
+
+
+# ------------------------------------------------------------------ sft generate
+
+
+def _add_generate_command(commands: Any) -> None:
+    command = commands.add_parser(
+        "generate",
+        help="make training and held-out data with a teacher model, from a spec",
+        description="Ask a teacher model for conversations as the spec (YAML or JSON) "
+        "describes, check each with the validator's rules, drop duplicates, and write a "
+        "training file and a disjoint held-out file. Rerun the same command to continue an "
+        "interrupted run. Exit 0 done, 1 incomplete or invalid, 2 unusable input.",
+    )
+    command.add_argument("spec", metavar="SPEC", help="the generation spec (YAML or JSON)")
+    command.add_argument("-o", "--output", required=True, metavar="TRAIN", help="training JSONL")
+    command.add_argument(
+        "--eval-out",
+        metavar="HELDOUT",
+        help="held-out JSONL for the spec's eval-share (default: TRAIN's name + .heldout.jsonl)",
+    )
+    command.add_argument(
+        "--concurrency", type=_positive, default=8, help="requests in flight (default %(default)s)"
+    )
+    command.add_argument("--yes", action="store_true", help="go ahead without asking")
+    command.add_argument("--json", action="store_true", help="print the report as JSON")
+    command.add_argument(
+        "--base-url", help="OpenAI-compatible endpoint (default: OPENAI_BASE_URL, else OpenAI)"
+    )
+    command.add_argument("--api-key", help="key (default: OPENAI_API_KEY)")
+    command.add_argument("--region", help="AWS region of a Bedrock teacher")
+    command.add_argument("--no-progress", action="store_true", help="never show the progress bar")
+    command.set_defaults(run_command=generate_command.run)
 
 
 def _positive(value: str) -> int:

@@ -166,6 +166,14 @@ class GenerationSpec(_SpecPart):
             counts[index] += 1
         return counts
 
+    def training_target(self, default_model: str) -> tuple[str, ProviderName | None]:
+        """The base model (and provider, if named) the examples are for, from ``train``."""
+        named = {key.lower().removeprefix("sft-"): value for key, value in self.train.items()}
+        provider = named.get("provider")
+        return named.get("base-model", default_model), (
+            provider if is_provider_name(provider) else None
+        )
+
     @property
     def tool_names(self) -> list[str]:
         return [tool.function.name for tool in self.tools or []]

@@ -22,7 +22,8 @@ class ProgressBar:
         self.started = time.monotonic()
         self._last_draw = 0.0
 
-    def update(self, done: int) -> None:
+    def update(self, done: int, detail: str = "") -> None:
+        """Draw ``done`` of the total, with ``detail`` (a few words of counts) after it."""
         now = time.monotonic()
         if now - self._last_draw < REDRAW_SECONDS and done < self.total:
             return
@@ -36,7 +37,7 @@ class ProgressBar:
         self.out.write(
             f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {fraction:6.1%} "
             f"{done / self.scale:,.{digits}f}/{self.total / self.scale:,.{digits}f} {unit}  "
-            f"{rate:,.1f} {unit}/s  eta {eta:,.0f}s "
+            f"{rate:,.1f} {unit}/s  eta {eta:,.0f}s {detail}"
         )
         self.out.flush()
 
@@ -49,5 +50,5 @@ class ProgressBar:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.out.write("\r" + " " * (BAR_WIDTH + 70) + "\r")
+        self.out.write("\r" + " " * (BAR_WIDTH + 120) + "\r")
         self.out.flush()
