@@ -9,7 +9,7 @@ record (``sft_pipeline.api.models.JobView.from_record``).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -62,6 +62,8 @@ class DatasetRecord(BaseModel):
     settings: JobSettings | None = None
     rejection_code: str | None = None
     created_at: datetime
+    # A retrain: the model whose lineage (this very upload version) it trains again.
+    retrained_from: str | None = None
 
 
 class JobSummary(BaseModel):
@@ -170,3 +172,7 @@ class ModelRecord(BaseModel):
     serving_note: str | None = None
     # Set after registration, once the held-out evaluation has run (never, without one).
     evaluation: EvaluationSummary | None = None
+    # A retrain: the model it was retrained from, on the same dataset version.
+    retrained_from: str | None = None
+    # The last day (UTC) the API answered with it; recorded at most once a day.
+    last_used_on: date | None = None

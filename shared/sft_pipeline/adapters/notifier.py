@@ -14,6 +14,7 @@ from sft_pipeline.adapters.notification_text import (
     STYLES,
     Fact,
     evaluation_text,
+    headline,
     reference_facts,
     subject_for,
     summary_facts,
@@ -66,7 +67,7 @@ def notification_from_sns(message: str) -> Notification:
 def email_text(n: Notification) -> str:
     """The plain-text email body."""
     style = STYLES[n.outcome]
-    lines = [f"{style.title}: {n.dataset.file_name}", style.sentence, ""]
+    lines = [f"{style.title}: {headline(n)}", style.sentence, ""]
     lines += _aligned(summary_facts(n))
     if evaluation := evaluation_text(n):
         lines += ["", f"{evaluation.heading}:", f"  {evaluation.sentence}"]

@@ -20,6 +20,7 @@ from sft_pipeline.adapters.notification_text import (
     STYLES,
     Fact,
     evaluation_text,
+    headline,
     reference_facts,
     subject_for,
     summary_facts,
@@ -90,7 +91,7 @@ def slack_blocks(n: Notification) -> dict[str, Any]:
             "text": {
                 "type": "plain_text",
                 "text": _clip(
-                    f"{style.emoji} {style.title}: {n.dataset.file_name}", SLACK_HEADER_MAX_CHARS
+                    f"{style.emoji} {style.title}: {headline(n)}", SLACK_HEADER_MAX_CHARS
                 ),
                 "emoji": True,
             },

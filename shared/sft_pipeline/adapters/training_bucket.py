@@ -20,8 +20,10 @@ REGISTERED = "registered"
 MAX_TAGS = 10  # S3's limit per object version
 
 
-# What S3 answers for a missing key: HEAD has no body, so only the status code.
-_NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
+# What S3 answers for a missing key or version: HEAD has no body, so only the status code
+# (a version id S3 never issued is a 400).
+_NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion"})
+_NO_SUCH_VERSION = _NOT_FOUND | {"400", "InvalidArgument"}
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -65,6 +67,27 @@ class TrainingBucket:
 
     def source(self, bucket: str, key: str, version_id: str | None = None) -> DataSource:
         return s3_source(self._client, bucket, key, version_id)
+
+    def version_exists(self, upload: UploadRef) -> bool:
+        """Whether the exact version is still in the bucket (not deleted, not expired)."""
+        try:
+            self.head(upload)
+        except self._client.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") in _NO_SUCH_VERSION:
+                return False
+            raise
+        return True
+
+    def read(self, bucket: str, key: str, max_bytes: int) -> bytes:
+        """A small object whole (a retrain order); ValueError past ``max_bytes``."""
+        body = self._client.get_object(Bucket=bucket, Key=key)["Body"]
+        try:
+            data: bytes = body.read(max_bytes + 1)
+        finally:
+            body.close()
+        if len(data) > max_bytes:
+            raise ValueError(f"s3://{bucket}/{key} is over {max_bytes:,} bytes")
+        return data
 
     def find_source(self, bucket: str, key: str) -> DataSource | None:
         """The object's current version, or None when the key holds no object."""

@@ -6,8 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sft_pipeline.aliases import Variant
+from sft_pipeline.aliases import AliasName, Variant
 from sft_pipeline.evaluation.summary import EvaluationSummary
+from sft_pipeline.jobs import ProviderName
 from sft_pipeline.records import DatasetRecord, JobRecord, JobSummary, ModelRecord
 
 MAX_MESSAGES = 256
@@ -98,6 +99,38 @@ class AliasView(BaseModel):
     current_version: int
     variants: list[Variant]
     note: str | None = None
+
+
+class RetrainBody(BaseModel):
+    """POST /models/{id}/retrain: the provider to retrain on, and what to change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: ProviderName
+    # Default: the provider's counterpart of the original base model (see the README).
+    base_model: str | None = Field(default=None, min_length=1, max_length=200)
+    # Default: the alias named in the path, else the one the original run was for.
+    alias: AliasName | None = None
+    # Replace the original run's n_epochs, batch_size or learning_rate_multiplier.
+    hyperparameters: dict[str, int | float | str] = Field(default_factory=dict, max_length=3)
+
+
+class RetrainView(BaseModel):
+    """The retrain as ordered: the new run's dataset id, what it retrains and on what."""
+
+    object: Literal["retrain"] = "retrain"
+    # Follow it with GET /jobs/{dataset_id} once the run has a job.
+    dataset_id: str
+    status: Literal["submitted"] = "submitted"
+    retrained_from: str
+    provider: str
+    base_model: str
+    alias: str | None
+    promote: str | None
+    hyperparameters: dict[str, Any]
+    # The lineage the new run trains on: the same object version and sha256.
+    upload: dict[str, Any]
+    dataset_sha256: str
 
 
 class JobView(JobSummary):

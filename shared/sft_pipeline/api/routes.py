@@ -32,10 +32,20 @@ from sft_pipeline.api.models import (
     JobList,
     JobView,
     ModelList,
+    RetrainBody,
+    RetrainView,
 )
-from sft_pipeline.api.service import ApiError, ApiService, LookupCache, Usage, invalid_request
+from sft_pipeline.api.service import (
+    ApiError,
+    ApiService,
+    LookupCache,
+    Usage,
+    UsageLog,
+    invalid_request,
+)
 from sft_pipeline.observability import Metric, logger, put_metric
-from sft_pipeline.settings import ApiLimits, load_settings
+from sft_pipeline.pipeline.retrain import RetrainOrders
+from sft_pipeline.settings import ApiLimits, StorageSettings, load_settings
 
 # API Gateway accepts 10 MB; a chat request this large is a mistake or an attack.
 MAX_BODY_BYTES = 1024 * 1024
@@ -61,6 +71,9 @@ _variant_draws = random.Random()
 _lookups = LookupCache()
 
 
+_usage = UsageLog()
+
+
 def service() -> ApiService:
     return ApiService(
         registry=runtime.registry(),
@@ -68,7 +81,13 @@ def service() -> ApiService:
         trainers=runtime.inference_provider,
         max_output_tokens=load_settings(ApiLimits).max_output_tokens,
         lookups=_lookups,
+        usage=_usage,
     )
+
+
+def retrain_orders() -> RetrainOrders:
+    storage = load_settings(StorageSettings)
+    return RetrainOrders(runtime.training_bucket(), storage.training_bucket, storage.retrain_prefix)
 
 
 def error_response(error: ApiError) -> Response[str]:
@@ -126,7 +145,8 @@ def _scope_check(
             ApiError(
                 403,
                 "This API key may call chat completions and list models only; jobs, "
-                "cancelling and aliases need an admin key (sft keys create --scope admin).",
+                "cancelling, aliases and retraining need an admin key "
+                "(sft keys create --scope admin).",
                 code="insufficient_scope",
             )
         )
@@ -200,6 +220,20 @@ def put_alias(name: str, update: AliasUpdate) -> AliasView:
         "Alias updated", extra={"alias": name, "version": view.current_version, "key_id": _key_id()}
     )
     return view
+
+
+@app.post(
+    "/models/<model_id>/retrain",
+    summary="Retrain a model (or an alias's model) on another provider, on the same data version",
+    responses={202: {"description": "The retrain is ordered: its run's dataset id"}},
+)
+def retrain_model(model_id: str, body: RetrainBody) -> Response[RetrainView]:
+    view = service().retrain(model_id, body, _key_id(), retrain_orders())
+    logger.info(
+        "Retrain ordered",
+        extra={"model": model_id, "dataset_id": view.dataset_id, "key_id": _key_id()},
+    )
+    return Response(202, "application/json", view)
 
 
 def handle(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

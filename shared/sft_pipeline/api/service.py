@@ -32,8 +32,13 @@ from sft_pipeline.api.models import (
     JobView,
     ModelCard,
     ModelList,
+    RetrainBody,
+    RetrainView,
 )
 from sft_pipeline.evaluation.pricing import inference_cost
+from sft_pipeline.lifecycle import serving_ends
+from sft_pipeline.observability import logger
+from sft_pipeline.pipeline.retrain import RetrainOrders, plan_retrain
 from sft_pipeline.providers.base import (
     ChatPort,
     ProviderError,
@@ -42,7 +47,8 @@ from sft_pipeline.providers.base import (
     TrainingPort,
 )
 from sft_pipeline.records import DatasetRecord, JobRecord, ModelRecord
-from sft_pipeline.validation.targets import provider_of, resolve_model
+from sft_pipeline.retraining import RetrainRefused, RetrainRequest
+from sft_pipeline.validation.targets import provider_of
 
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
 T = TypeVar("T")
@@ -206,6 +212,34 @@ class ApiRegistry(Protocol):
 
     def get_dataset(self, dataset_id: str) -> DatasetRecord | None: ...
 
+    def record_model_use(self, model_id: str, day: dt.date) -> bool:
+        """Note the model answered on ``day``; False when that day was already noted."""
+        ...
+
+
+@dataclass
+class UsageLog:
+    """The last day each registered model answered, as the retirement watcher reads it:
+    noted in the registry once a day per warm container (the registry's conditional write
+    keeps it to one stored write a day in all), so answers never wait on it again."""
+
+    today: Callable[[], dt.date] = lambda: dt.datetime.now(dt.UTC).date()
+    max_entries: int = 1024
+    _noted: dict[str, dt.date] = field(default_factory=dict)
+
+    def note(self, model_id: str, registry: ApiRegistry) -> None:
+        today = self.today()
+        if self._noted.get(model_id) == today:
+            return
+        if len(self._noted) >= self.max_entries:
+            self._noted.clear()
+        try:
+            registry.record_model_use(model_id, today)
+        except Exception:  # usage is bookkeeping: an answer never fails for it
+            logger.exception("Could not record the model's use", extra={"model": model_id})
+            return
+        self._noted[model_id] = today
+
 
 @dataclass
 class ApiService:
@@ -215,6 +249,7 @@ class ApiService:
     trainers: Callable[[str], TrainingPort]
     max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS
     lookups: LookupCache = field(default_factory=LookupCache)
+    usage: UsageLog = field(default_factory=UsageLog)
 
     # ---------------------------------------------------------------- inference
 
@@ -244,6 +279,8 @@ class ApiService:
         except ProviderError as failure:
             raise _provider_failure(failure) from failure
         answer["model"] = target.model
+        if target.fine_tune_of is not None:
+            self.usage.note(target.model, self.registry)
         return ChatResult(answer, target.model, alias, variant, _usage(target, answer))
 
     def _route(self, requested: str, draw: float) -> tuple[Target, str | None, int | None]:
@@ -324,12 +361,12 @@ class ApiService:
     def list_models(self, today: dt.date) -> ModelList:
         models = self.registry.list_models()
         cards = [_model_card(model, today) for model in models]
-        shutdowns = {model.model_id: _shutdown_date(model.base_model) for model in models}
+        shutdowns = {model.model_id: serving_ends(model.base_model) for model in models}
         for name, current, version in self.registry.list_aliases():
             # A variant is a registered fine-tune or a base model; the alias stops answering
             # (for that share of its traffic) when the first of them stops being served.
             served = [
-                shutdowns[v.model] if v.model in shutdowns else _shutdown_date(v.model)
+                shutdowns[v.model] if v.model in shutdowns else serving_ends(v.model)
                 for v in version.variants
             ]
             shutdown = min(filter(None, served), default=None)
@@ -395,6 +432,30 @@ class ApiService:
             note=version.note,
         )
 
+    def retrain(
+        self, name: str, body: RetrainBody, requested_by: str, orders: RetrainOrders
+    ) -> RetrainView:
+        """Order a retrain of the model (or the alias's model) on another provider."""
+        request = RetrainRequest(model=name, **body.model_dump())
+        try:
+            plan = plan_retrain(request, self.registry, requested_by)
+        except RetrainRefused as refused:
+            status, code = _RETRAIN_REFUSALS[refused.kind]
+            raise ApiError(status, " ".join(refused.problems), code=code) from None
+        orders.submit(plan)
+        settings = plan.settings
+        return RetrainView(
+            dataset_id=plan.dataset_id,
+            retrained_from=plan.model.model_id,
+            provider=settings.provider,
+            base_model=settings.base_model,
+            alias=settings.alias,
+            promote=settings.promote,
+            hyperparameters=settings.hyperparameters.model_dump(),
+            upload=plan.upload.model_dump(),
+            dataset_sha256=plan.sha256,
+        )
+
     def list_jobs(self) -> JobList:
         return JobList(data=[JobView.from_record(job) for job in self.registry.list_jobs()])
 
@@ -435,6 +496,14 @@ class ApiService:
         return job
 
 
+# How each kind of refusal is answered: status and error code.
+_RETRAIN_REFUSALS = {
+    "not_found": (404, "model_not_found"),
+    "conflict": (409, "lineage_unavailable"),
+    "invalid": (400, "retrain_not_possible"),
+}
+
+
 def _usage(target: Target, answer: Mapping[str, Any]) -> Usage | None:
     """Tokens from the answer's OpenAI-shaped usage (the Converse adapter fills it too)."""
     usage = answer.get("usage")
@@ -448,13 +517,8 @@ def _usage(target: Target, answer: Mapping[str, Any]) -> Usage | None:
     return Usage(input_tokens, output_tokens, cost)
 
 
-def _shutdown_date(base_model: str) -> dt.date | None:
-    """When the provider stops serving a base model (and its fine-tunes), if known."""
-    return resolve_model(base_model).shutdown_date if provider_of(base_model) else None
-
-
 def _model_card(model: ModelRecord, today: dt.date) -> ModelCard:
-    shutdown = _shutdown_date(model.base_model)
+    shutdown = serving_ends(model.base_model)
     return ModelCard(
         id=model.model_id,
         created=int(model.created_at.timestamp()),

@@ -9,6 +9,10 @@ stack (``--stack``) or a registry table (``--table``). A key is printed once, at
 creation; only its hash is stored, and nothing ever prints the hash.
 Exit status: 0 done, 1 no such key, 2 bad usage or AWS unreachable.
 
+``sft retrain MODEL_OR_ALIAS --provider bedrock --stack S`` orders a retrain of a registered
+model on another provider, on the exact dataset version of its lineage (cli/retrain_command.py).
+Exit status: 0 ordered, 1 refused, 2 bad usage or AWS unreachable.
+
 ``sft eval HELDOUT --model ft:...`` evaluates a fine-tune against its base model (zero-shot
 and few-shot) and optionally a champion through any OpenAI-compatible endpoint, and prints
 the score table. Exit status: 0 done (with --min-improvement: the fine-tune passed the gate),
@@ -46,7 +50,7 @@ from sft_pipeline.api_keys import (
     looks_like_key,
     new_key,
 )
-from sft_pipeline.cli import eval_command, generate_command
+from sft_pipeline.cli import eval_command, generate_command, retrain_command
 from sft_pipeline.cli.sources import SourceError, open_source
 from sft_pipeline.evaluation.gate import GatePolicy
 from sft_pipeline.evaluation.graders import GRADERS
@@ -131,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_keys_commands(commands)
     _add_eval_command(commands)
     _add_generate_command(commands)
+    retrain_command.add_command(commands)
     for entry in sorted(entry_points(group=COMMAND_ENTRY_POINTS), key=lambda entry: entry.name):
         entry.load()(commands)
     return parser

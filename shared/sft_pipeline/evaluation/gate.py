@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sft_pipeline.evaluation.statistics import PairedComparison
 
-PromotePolicy = Literal["if-better", "always", "never"]
+# if-not-worse: a retrain of a retiring model replaces it when it is at least as good.
+PromotePolicy = Literal["if-better", "if-not-worse", "always", "never"]
 Against = Literal["champion", "base"]
 
 _AGAINST_WORDS: dict[Against, str] = {"champion": "the champion", "base": "the base model"}
@@ -94,6 +95,11 @@ def decide(
         return decision(True, f"promoted: the upload asks always to promote ({measured})")
     if difference is None:
         return decision(False, "not promoted: no evaluation set to compare the candidate on")
+    if policy.promote == "if-not-worse":
+        # min_improvement is then the loss of mean score tolerated.
+        if difference.mean < -policy.min_improvement or difference.high < 0:
+            return decision(False, f"not promoted: {over} is worse ({interval})")
+        return decision(True, f"promoted: at least as good, {over} ({interval})")
     if difference.mean <= policy.min_improvement:
         return decision(
             False,

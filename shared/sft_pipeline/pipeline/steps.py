@@ -375,6 +375,7 @@ def register(
             dataset_id=request.dataset_id,
             upload=request.upload,
             dataset_sha256=dataset.sha256 if dataset else None,
+            retrained_from=dataset.retrained_from if dataset else None,
             hyperparameters=job.hyperparameters,
             trained_tokens=job.trained_tokens,
             estimated_cost_usd=request.estimate.cost_usd,

@@ -21,6 +21,7 @@ from sft_pipeline.evaluation.answers import EvalExample, read_examples
 from sft_pipeline.evaluation.contenders import Contender, few_shot_budget
 from sft_pipeline.evaluation.pricing import estimate_evaluation_cost, inference_cost
 from sft_pipeline.jobs import (
+    EXECUTION_NAME_PREFIX,
     MAX_S3_KEY_BYTES,
     Estimate,
     JobSettings,
@@ -30,8 +31,10 @@ from sft_pipeline.jobs import (
     settings_from_metadata,
 )
 from sft_pipeline.notifications import DatasetRef, Notification, Outcome
+from sft_pipeline.pipeline.retrain import RetrainLookup, plan_retrain
 from sft_pipeline.pipeline.split import count_split, split_holdout, split_problems
 from sft_pipeline.records import DatasetRecord
+from sft_pipeline.retraining import RetrainOrder
 from sft_pipeline.settings import JobDefaultsSettings
 from sft_pipeline.validation import (
     DataSource,
@@ -117,6 +120,21 @@ def report_key(settings: JobDefaultsSettings, upload: UploadRef) -> str:
     return f"{settings.reports_prefix}{name}{tail}"
 
 
+@dataclass(frozen=True)
+class _Run:
+    """One run to validate and start: the exact upload version, the run's own dataset id
+    (an upload's, or a retrain's), its settings, and where its report goes."""
+
+    upload: UploadRef
+    dataset_id: str
+    settings: JobSettings
+    setting_problems: list[str]
+    report_key: str
+    # A retrain's lineage: the sha256 the version must still have, the model retrained.
+    expected_sha256: str | None = None
+    retrained_from: str | None = None
+
+
 def validate_upload(
     upload: UploadRef,
     ports: ValidateUploadPorts,
@@ -127,6 +145,50 @@ def validate_upload(
     upload, metadata = ports.bucket.head(upload)
     ports.bucket.mark_unregistered(upload)
     job_settings, setting_problems = _job_settings(metadata, settings.job_defaults())
+    run = _Run(
+        upload=upload,
+        dataset_id=upload.dataset_id,
+        settings=job_settings,
+        setting_problems=setting_problems,
+        report_key=report_key(settings, upload),
+    )
+    return _validate_and_start(run, ports, settings, started)
+
+
+def validate_retrain(
+    order: RetrainOrder,
+    ports: ValidateUploadPorts,
+    models: RetrainLookup,
+    settings: JobDefaultsSettings,
+    now: datetime | None = None,
+) -> ValidateUploadResult:
+    """A retrain order: the lineage's exact version validated for the new provider and
+    started as a run of its own, or refused (version gone, sha256 changed) and notified.
+    Raises RetrainRefused when the registry no longer allows it (the model is gone)."""
+    started = now or datetime.now(UTC)
+    plan = plan_retrain(order.request(), models, order.requested_by)
+    run = _Run(
+        upload=plan.upload,
+        dataset_id=plan.dataset_id,
+        settings=plan.settings,
+        setting_problems=[],
+        report_key=f"{settings.reports_prefix}retrains/{plan.dataset_id}.report",
+        expected_sha256=plan.sha256,
+        retrained_from=plan.model.model_id,
+    )
+    if not ports.bucket.version_exists(plan.upload):
+        message = (
+            f"{plan.upload.uri} version {plan.upload.version_id} is gone: "
+            f"{plan.model.model_id} was trained on it, and only that version may retrain it."
+        )
+        return _refuse_unread(run, ports, "lineage_version_gone", message, started)
+    return _validate_and_start(run, ports, settings, started)
+
+
+def _validate_and_start(
+    run: _Run, ports: ValidateUploadPorts, settings: JobDefaultsSettings, started: datetime
+) -> ValidateUploadResult:
+    upload, job_settings, setting_problems = run.upload, run.settings, list(run.setting_problems)
     validation_source = _named_source(
         ports.bucket, upload, job_settings.validation_key, "validation-key", setting_problems
     )
@@ -160,12 +222,18 @@ def validate_upload(
             held_out_source, held_out_share = source, held_out / max(train + held_out, 1)
     if held_out_source is not None and report.valid:
         _estimate_evaluation(report, job_settings, held_out_source, held_out_share)
+    if run.expected_sha256 and report.file and report.file.sha256 != run.expected_sha256:
+        report.refuse(
+            "lineage_changed",
+            f"{upload.uri} version {upload.version_id} now has sha256 {report.file.sha256}; "
+            f"{run.retrained_from} was trained on sha256 {run.expected_sha256}.",
+        )
     rejection = _rejection(report, job_settings, setting_problems)
-    report_uri = _write_report(ports.bucket, report_key(settings, upload), upload, report)
+    report_uri = _write_report(ports.bucket, run.report_key, upload, report)
     summary = report.summary()
     estimate = report.estimate
     record = DatasetRecord(
-        dataset_id=upload.dataset_id,
+        dataset_id=run.dataset_id,
         upload=upload,
         sha256=report.file.sha256 if report.file else None,
         bytes=report.file.bytes if report.file else None,
@@ -179,6 +247,7 @@ def validate_upload(
         settings=job_settings,
         rejection_code=rejection,
         created_at=started,
+        retrained_from=run.retrained_from,
     )
     ports.registry.put_dataset(record)
     if rejection:
@@ -186,7 +255,7 @@ def validate_upload(
             ports,
             Notification(
                 outcome=Outcome.REJECTED,
-                dataset=DatasetRef.of(upload, report.stats.examples),
+                dataset=_dataset_ref(run, report.stats.examples),
                 base_model=job_settings.base_model,
                 estimated_cost_usd=estimate.estimated_cost_usd if estimate else None,
                 error_code=rejection,
@@ -196,14 +265,14 @@ def validate_upload(
             ),
             started,
         )
-        return ValidateUploadResult(upload.dataset_id, "rejected", report_uri, summary)
+        return ValidateUploadResult(run.dataset_id, "rejected", report_uri, summary)
     training_key, validation_key = upload.key, job_settings.validation_key
     if _splits(job_settings):
         training_key, validation_key = split_holdout(
             ports.bucket, upload, settings.prepared_prefix, job_settings.holdout_percent
         )
     request = WorkflowRequest(
-        dataset_id=upload.dataset_id,
+        dataset_id=run.dataset_id,
         upload=upload,
         training_key=training_key,
         validation_key=validation_key,
@@ -218,15 +287,61 @@ def validate_upload(
         report_uri=report_uri,
         submitted_at=int(started.timestamp()),
     )
-    execution_arn, started_now = ports.workflow.start(upload.execution_name, request)
-    ports.registry.mark_dataset(upload.dataset_id, "launched")
+    execution_arn, started_now = ports.workflow.start(
+        EXECUTION_NAME_PREFIX + run.dataset_id, request
+    )
+    ports.registry.mark_dataset(run.dataset_id, "launched")
     return ValidateUploadResult(
-        upload.dataset_id,
+        run.dataset_id,
         "launched" if started_now else "already_launched",
         report_uri,
         summary,
         execution_arn,
     )
+
+
+def _dataset_ref(run: _Run, examples: int | None) -> DatasetRef:
+    upload = run.upload
+    return DatasetRef(
+        dataset_id=run.dataset_id,
+        bucket=upload.bucket,
+        key=upload.key,
+        version_id=upload.version_id,
+        examples=examples,
+    )
+
+
+def _refuse_unread(
+    run: _Run, ports: ValidateUploadPorts, code: str, message: str, started: datetime
+) -> ValidateUploadResult:
+    """Refuse a run whose file could not even be read: recorded, and notified once."""
+    ports.registry.put_dataset(
+        DatasetRecord(
+            dataset_id=run.dataset_id,
+            upload=run.upload,
+            examples=0,
+            valid=False,
+            status="rejected",
+            summary=message,
+            settings=run.settings,
+            rejection_code=code,
+            created_at=started,
+            retrained_from=run.retrained_from,
+        )
+    )
+    _notify_rejection_once(
+        ports,
+        Notification(
+            outcome=Outcome.REJECTED,
+            dataset=_dataset_ref(run, None),
+            provider=run.settings.provider,
+            base_model=run.settings.base_model,
+            error_code=code,
+            error_message=message,
+        ),
+        started,
+    )
+    return ValidateUploadResult(run.dataset_id, "rejected", "", message)
 
 
 def _job_settings(metadata: dict[str, str], defaults: JobSettings) -> tuple[JobSettings, list[str]]:
@@ -398,7 +513,7 @@ def _rejection(
                 )
     if report.valid:
         return None
-    for code in ("invalid_job_setting", "cost_cap_exceeded", "cost_unknown"):
+    for code in ("invalid_job_setting", "cost_cap_exceeded", "cost_unknown", "lineage_changed"):
         if code in report.error_counts and len(report.error_counts) == 1:
             return code
     return "invalid_training_file"

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sft_pipeline.jobs import ProviderName
+from sft_pipeline.jobs import Hyperparameters, ProviderName
 from sft_pipeline.validation.tokens import EncodingName
 
 # Unknown models are counted with the newest tokenizer and the smallest documented limit.
@@ -79,4 +79,14 @@ class Target(Protocol):
 
     def min_examples(self, base_model: str) -> tuple[int, int]:
         """The fewest training and validation examples a job on ``base_model`` takes."""
+        ...
+
+    def counterpart(self, base_model: str) -> str:
+        """The base model to retrain on here a model another provider trained on ``base_model``."""
+        ...
+
+    def job_setting_problems(
+        self, base_model: str, hyperparameters: Hyperparameters, suffix: str | None
+    ) -> list[str]:
+        """What the provider would refuse in a job's settings for ``base_model``, in words."""
         ...

@@ -175,6 +175,14 @@ class BedrockModelSpec(_Data):
         return {name: ranges[name].as_string(name, value) for name, value in chosen.items()}
 
 
+class BedrockLifecycle(_Data):
+    """When base models stop serving (their fine-tunes with them), where it is known."""
+
+    source: str
+    checked: dt.date
+    shutdown_dates: dict[str, dt.date]
+
+
 class BedrockCatalog(_Data):
     as_of: dt.date
     source: str
@@ -187,6 +195,20 @@ class BedrockCatalog(_Data):
     unconfirmed: dict[str, str] = Field(default_factory=dict)
     hyperparameter_schemas: dict[str, dict[str, HyperparameterRange]]
     models: dict[str, BedrockModelSpec]
+    lifecycle: BedrockLifecycle
+    # The base model a model trained elsewhere is retrained on (by that model's base model).
+    counterparts: dict[str, str]
+    default_counterpart: str
+
+    @model_validator(mode="after")
+    def _known_models(self) -> Self:
+        named = {*self.lifecycle.shutdown_dates, *self.counterparts.values()}
+        unknown = sorted(named - set(self.models))
+        if self.default_counterpart not in self.models:
+            unknown.append(self.default_counterpart)
+        if unknown:
+            raise ValueError(f"lifecycle dates or counterparts name unknown models: {unknown}")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -287,8 +309,15 @@ def resolve(model: str) -> ResolvedModel:
         price_as_of=catalog.as_of,
         default_epochs=spec.default_epochs,
         unconfirmed=frozenset(spec.unconfirmed),
+        shutdown_date=catalog.lifecycle.shutdown_dates.get(base),
         unsupported_reason=catalog.refusal(model),
     )
+
+
+def counterpart(base_model: str) -> str:
+    """The base model to retrain a model of ``base_model`` (another provider's) on."""
+    catalog = load_bedrock_catalog()
+    return catalog.counterparts.get(base_model, catalog.default_counterpart)
 
 
 def largest_token_limit() -> int:

@@ -12,6 +12,7 @@ from functools import cache
 
 from pydantic import BaseModel, Field
 
+from sft_pipeline.jobs import Hyperparameters
 from sft_pipeline.validation.targets.base import (
     FALLBACK_ENCODING,
     InferencePrice,
@@ -100,3 +101,15 @@ def largest_token_limit() -> int:
 
 def min_examples(base_model: str) -> tuple[int, int]:
     return MIN_EXAMPLES, MIN_EXAMPLES
+
+
+def counterpart(base_model: str) -> str:
+    """OpenAI's default base model, whatever another provider trained on."""
+    return load_catalog().default_model
+
+
+def job_setting_problems(
+    base_model: str, hyperparameters: Hyperparameters, suffix: str | None
+) -> list[str]:
+    """None: the job settings' own bounds (jobs.Hyperparameters) are OpenAI's."""
+    return []
