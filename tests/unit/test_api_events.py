@@ -27,10 +27,10 @@ from sft_local.template import load_template, resources_of_type
 from sft_pipeline import runtime
 from sft_pipeline import settings as settings_module
 from sft_pipeline.adapters.registry import Registry
+from sft_pipeline.adapters.training_bucket import TrainingBucket
 from sft_pipeline.aliases import single
 from sft_pipeline.api import routes
 from sft_pipeline.api.auth import INFERENCE_ROUTES
-from sft_pipeline.adapters.training_bucket import TrainingBucket
 from sft_pipeline.api.models import (
     AliasView,
     ErrorBody,
