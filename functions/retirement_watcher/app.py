@@ -6,23 +6,14 @@ import datetime as dt
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict
 
 from sft_pipeline import runtime
 from sft_pipeline.observability import logger
-from sft_pipeline.pipeline.retirement import watch_retirements
+from sft_pipeline.pipeline.retirement import WatchEvent, watch_retirements
 from sft_pipeline.settings import RetirementWatcherSettings, load_settings
 
 # At cold start: a variable the template does not set fails here, by its name.
 load_settings(RetirementWatcherSettings)
-
-
-class WatchEvent(BaseModel):
-    """The schedule sends {}; an operator may rerun a past day with {"today": "YYYY-MM-DD"}."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    today: dt.date | None = None
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -13,6 +13,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from pydantic import BaseModel, ConfigDict
+
 from sft_pipeline.aliases import AliasVersion
 from sft_pipeline.jobs import PROVIDER_NAMES
 from sft_pipeline.lifecycle import due_warning, serving_ends, used_recently
@@ -34,6 +36,14 @@ class RetirementRegistry(Protocol):
 
 class NotificationSender(Protocol):
     def publish(self, notification: Notification) -> str: ...
+
+
+class WatchEvent(BaseModel):
+    """The schedule sends {}; an operator may rerun a past day with {"today": "YYYY-MM-DD"}."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    today: dt.date | None = None
 
 
 @dataclass(frozen=True)
