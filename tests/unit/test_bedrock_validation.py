@@ -706,3 +706,9 @@ def test_hyperparameters_for_a_bedrock_job() -> None:
         "learningRateMultiplier": "0.5",
     }
     assert bedrock_spec("gpt-4o-mini") is None
+
+
+def test_a_base_model_is_asked_by_its_inference_id_not_its_training_id() -> None:
+    """Bedrock invokes Nova on demand as amazon.nova-micro-v1:0; the :128k id only trains."""
+    assert resolve_model("amazon.nova-micro-v1:0:128k").chat_model == "amazon.nova-micro-v1:0"
+    assert resolve_model("gpt-4o-mini-2024-07-18").chat_model is None

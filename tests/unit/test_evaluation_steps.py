@@ -286,7 +286,7 @@ def test_the_champion_is_asked_through_its_serving_model_and_named_by_version() 
     assert deployment in asked and champion not in asked
     assert not result.promoted
     assert registry.get_alias_version("support-bot").version == 1
-    assert result.decision.startswith("support-bot not promoted: +0.00 over v1")
+    assert result.decision.startswith("kept support-bot at v1: +0.00 over v1")
 
 
 def test_no_alias_promotes_nothing_but_records_the_evaluation() -> None:

@@ -28,7 +28,7 @@ from sft_pipeline.evaluation.graders import pick_graders
 from sft_pipeline.evaluation.report_html import FileLineage, LossPoint, SideBySide, side_by_side
 from sft_pipeline.evaluation.runner import JUDGE, Reply, evaluate, summarise_replies
 from sft_pipeline.evaluation.summary import EvaluationSummary
-from sft_pipeline.jobs import EvaluationOutcome, ModelRegistration, WorkflowState
+from sft_pipeline.jobs import EvaluationOutcome, ModelRegistration, ProviderName, WorkflowState
 from sft_pipeline.pipeline.model_card import write_model_card
 from sft_pipeline.providers.base import ServingStatus
 from sft_pipeline.records import ModelRecord
@@ -110,6 +110,14 @@ class Prepared(BaseModel):
     # The Map state's MaxConcurrency (the stack's EvaluationConcurrency).
     concurrency: int = 1
     skipped: str | None = None
+
+
+class ShardRequest(BaseModel):
+    """One Map item: the shard to answer, and whose chat port answers it."""
+
+    provider: ProviderName
+    bucket: str
+    shard_key: str
 
 
 class ShardDone(BaseModel):
@@ -235,8 +243,7 @@ def prepare(
     if key is None:
         return Prepared(
             bucket=name,
-            skipped="no held-out set: name an eval-key or keep a validation file, so the "
-            "model is registered but not promoted automatically",
+            skipped="no held-out set: name an eval-key, a validation-key or a holdout-percent",
         )
     if reason := _not_served(registration, serving):
         return Prepared(bucket=name, skipped=reason)
@@ -248,14 +255,16 @@ def prepare(
     champion, champion_version = _champion(registry, policy)
     if champion is not None and champion.model == registration.serving_model:
         champion, champion_version = None, None  # a rerun after its own promotion
+    # The base model as a chat call names it (a Bedrock inference ID, not the training id).
+    base_chat = resolve_model(base).chat_model or base
     contenders = [
         Contender(name="candidate", model=registration.serving_model, fine_tune_of=base),
-        Contender(name="base", model=base),
+        Contender(name="base", model=base_chat),
     ]
     if settings.few_shot_k:
         training = read_examples(_lines(bucket, name, request.training_key))
         shots = _few_shot(training, base, settings.few_shot_k, seed)
-        contenders.append(Contender(name="few_shot", model=base, few_shot=shots))
+        contenders.append(Contender(name="few_shot", model=base_chat, few_shot=shots))
     if champion is not None:
         contenders.append(champion)
     plan = EvaluationPlan(
@@ -397,13 +406,17 @@ def _sentence(
     decision = summary.decision
     if decision is None:
         return None
-    verdict, _, detail = decision.reason.partition(": ")
-    if plan.champion_version is not None:
-        detail = detail.replace("the champion", f"v{plan.champion_version}")
+    detail = decision.reason.partition(": ")[2]
+    champion = plan.champion_version
+    if champion is not None:
+        detail = detail.replace("the champion", f"v{champion}")
+    alias = plan.policy.alias
     if promoted is not None:
         return f"promoted {promoted.alias} to v{promoted.version}: {detail}"
-    if plan.policy.alias:
-        return f"{plan.policy.alias} {verdict}: {detail}"
+    if alias and champion is not None:
+        return f"kept {alias} at v{champion}: {detail}"
+    if alias:
+        return f"did not create {alias}: {detail}"
     return decision.reason
 
 

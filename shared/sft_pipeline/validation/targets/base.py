@@ -56,6 +56,9 @@ class ResolvedModel(BaseModel):
     shutdown_date: dt.date | None = None
     # Why the provider cannot fine-tune it here, with what to use instead.
     unsupported_reason: str | None = None
+    # What a chat call names to ask the base model itself, when not its fine-tuning id
+    # (Bedrock invokes the inference ID, without the context-window suffix, on demand).
+    chat_model: str | None = None
 
 
 class Target(Protocol):

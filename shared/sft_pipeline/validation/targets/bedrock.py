@@ -311,6 +311,7 @@ def resolve(model: str) -> ResolvedModel:
         unconfirmed=frozenset(spec.unconfirmed),
         shutdown_date=catalog.lifecycle.shutdown_dates.get(base),
         unsupported_reason=catalog.refusal(model),
+        chat_model=base.rpartition(":")[0] if base.count(":") == 2 else None,
     )
 
 
