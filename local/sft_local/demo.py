@@ -3,25 +3,31 @@
 Drops the shipped customer-support set into the bucket, follows validation and
 the fine-tuning job as they happen, then shows the registered model, the
 DynamoDB record and the notification as email and Slack would show it. A broken
-file follows, to show what a rejection looks like.
+file follows, to show what a rejection looks like, then the model's end of service: the
+retirement watcher's warning a week before its base model stops serving, and its retrain
+on Amazon Bedrock through the API.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 import time
+import urllib.request
 from decimal import Decimal
 from typing import Any, TextIO
 
+import boto3
 import openai
 
 from sft_local.api_server import LocalApiServer
 from sft_local.serve import DEMO_ALIAS, LOG_FILE, issue_key, point_alias
 from sft_local.stack import REPO, LocalStack
 from sft_pipeline.adapters.registry import Registry
-from sft_pipeline.jobs import UploadRef
+from sft_pipeline.jobs import EXECUTION_NAME_PREFIX, UploadRef
+from sft_pipeline.lifecycle import serving_ends
 
 SAMPLES = REPO / "samples"
 POLL_SECONDS = 0.05
@@ -186,8 +192,56 @@ def run(provider: str = "openai") -> int:
         for email in stack.emails():
             say("   " + email.replace("\n", "\n   "))
         call_through_the_api(stack, server, model["model_id"])
+        retire_and_retrain(stack, server, model["model_id"])
     say(f"Done in {time.monotonic() - started:.1f}s.")
     return 0
+
+
+def retire_and_retrain(stack: LocalStack, server: LocalApiServer, model_id: str) -> None:
+    """The model's end of service: the daily watcher, run as if a week before the base model
+    stops serving, warns; one API call retrains the model on Bedrock from the same data."""
+    registry = Registry(stack.table())
+    model = registry.get_model(model_id)
+    shutdown = serving_ends(model.base_model) if model else None
+    if shutdown is None:
+        return  # a model with no published end date: nothing to warn about
+    today = shutdown - dt.timedelta(days=7)
+    say()
+    say(
+        f"9. Retirement: the daily watcher, run as on {today} ({model_id} stops serving {shutdown})"
+    )
+    stack.emails()
+    answer = boto3.client("lambda").invoke(
+        FunctionName=stack.ref("RetirementWatcherFunction"),
+        Payload=json.dumps({"today": today.isoformat()}).encode(),
+    )
+    say(f"   watcher: {json.loads(answer['Payload'].read())}")
+    stack.settle()
+    for email in stack.emails():
+        say("   " + email.replace("\n", "\n   "))
+    say(f"   Slack: {stack.slack.messages[-1]['text']}")
+    admin_key = issue_key(registry, "demo retrain", "admin")
+    request = urllib.request.Request(
+        server.base_url.removesuffix("/v1") + f"/models/{DEMO_ALIAS}/retrain",
+        data=json.dumps({"provider": "bedrock"}).encode(),
+        headers={"Authorization": f"Bearer {admin_key}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        ordered = json.loads(response.read())
+    say()
+    say(f'10. POST /models/{DEMO_ALIAS}/retrain {{"provider": "bedrock"}} -> {response.status}')
+    say("   " + _json(ordered).replace("\n", "\n   "))
+    arn = stack.state_machine_arn.replace(":stateMachine:", ":execution:")
+    execution = f"{arn}:{EXECUTION_NAME_PREFIX}{ordered['dataset_id']}"
+    stack.settle()
+    states = boto3.client("stepfunctions")
+    while (status := states.describe_execution(executionArn=execution)["status"]) == "RUNNING":
+        time.sleep(POLL_SECONDS)
+    stack.settle()
+    retrained = next(m for m in registry.every_model() if m.retrained_from == model_id)
+    say(f"   run {ordered['dataset_id']}: {status} -> {retrained.model_id}")
+    same = (retrained.upload, retrained.dataset_sha256) == (model.upload, model.dataset_sha256)
+    say(f"   same data version and sha256 as {model_id}: {same}")
 
 
 if __name__ == "__main__":
