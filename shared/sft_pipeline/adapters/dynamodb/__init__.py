@@ -13,7 +13,10 @@ table's TTL once past it.
                                             end, taken by the first event (not listed, TTL)
     EVENT#<delivery_id>  / EVENT            a provider event delivery already handled
                                             (not listed, TTL)
-    MODEL#<model_id>     / MODEL            a fine-tuned model and where it came from
+    MODEL#<model_id>     / MODEL            a fine-tuned model and where it came from (and
+                                            the last day the API answered with it)
+    MODEL#<model_id>     / RETIREMENT#<date>#<days>
+                                            a retirement warning sent about it (not listed)
     ALIAS#<name>         / ALIAS            an alias: current and latest version numbers,
                                             and a copy of the current version (one read)
     ALIAS#<name>         / VERSION#<n:06d>  one alias version, written once (not listed)
