@@ -1,9 +1,11 @@
 """``make demo``: the whole pipeline on the embedded local stack.
 
-Drops the shipped customer-support set into the bucket, follows validation and
-the fine-tuning job as they happen, then shows the registered model, the
-DynamoDB record and the notification as email and Slack would show it. A broken
-file follows, to show what a rejection looks like, then the model's end of service: the
+Drops the shipped customer-support set into the bucket with a held-out set and an alias,
+follows validation, the fine-tuning job and the evaluation as they happen, then shows the
+registered model, the DynamoDB record and the notification (with the evaluation's score
+table and the promotion) as email and Slack would show it. A broken file follows, to show
+what a rejection looks like, then a second upload whose fine-tune is worse, which the gate
+refuses to promote, then the model through the API, then the model's end of service: the
 retirement watcher's warning a week before its base model stops serving, and its retrain
 on Amazon Bedrock through the API.
 """
@@ -63,7 +65,10 @@ def follow(stack: LocalStack, upload: UploadRef) -> str:
         history = stack.history(upload)
         for event in history[seen_events:]:
             details = event.get("stateExitedEventDetails", {})
-            if details.get("name") not in ("JobLaunched", "JobPolled", "JobCancelledOnTimeout"):
+            name = details.get("name")
+            if name in EVALUATION_STATES:
+                say(f"  {EVALUATION_STATES[name](json.loads(details['output']))}")
+            if name not in ("JobLaunched", "JobPolled", "JobCancelledOnTimeout"):
                 continue
             job = json.loads(details["output"])["job"]
             if job["status"] != last_status:
@@ -83,14 +88,43 @@ def follow(stack: LocalStack, upload: UploadRef) -> str:
         time.sleep(POLL_SECONDS)
 
 
+def _evaluation_planned(output: dict[str, Any]) -> str:
+    plan = output["evaluation_plan"]
+    if plan["skipped"]:
+        return f"evaluation skipped: {plan['skipped']}"
+    return (
+        f"evaluation: {plan['examples']} held-out examples in {len(plan['shards'])} shard(s) "
+        f"to s3://{plan['bucket']}/{plan['plan_key'].rsplit('/', 1)[0]}/"
+    )
+
+
+def _evaluation_done(output: dict[str, Any]) -> str:
+    outcome = output["evaluation"]
+    return f"gate: {outcome['decision'] or outcome['skipped']}"
+
+
+# What the demo says as each evaluation state ends, from the state's output.
+EVALUATION_STATES = {
+    "RegisterModel": lambda output: f"registered {output['registered']['model_id']}",
+    "PrepareEvaluation": _evaluation_planned,
+    "AggregateEvaluation": _evaluation_done,
+}
+
+
 def call_through_the_api(stack: LocalStack, server: LocalApiServer, model_id: str) -> None:
-    """The last step a user takes: an OpenAI client, pointed at this API, calls the model."""
+    """The last step a user takes: an OpenAI client, pointed at this API, calls the model.
+
+    The evaluation gate made the model the alias's first version; without it (a manual
+    promotion), the admin key points the alias at the model through the API."""
     registry = Registry(stack.table())
     key = issue_key(registry, "demo")
     admin_key = issue_key(registry, "demo admin", "admin")
-    version = point_alias(server, admin_key, DEMO_ALIAS, model_id)
+    current = registry.get_alias_version(DEMO_ALIAS)
+    version = current.version
+    if [variant.model for variant in current.variants] != [model_id]:
+        version = point_alias(server, admin_key, DEMO_ALIAS, model_id)
     say()
-    say(f"8. The API on {server.base_url}: alias {DEMO_ALIAS} (version {version}) -> {model_id}")
+    say(f"9. The API on {server.base_url}: alias {DEMO_ALIAS} (version {version}) -> {model_id}")
     say(f"   inference key (chat completions, models): {key}")
     say(f"   admin key (also jobs, cancel, aliases):    {admin_key}")
     say(f'   client = openai.OpenAI(base_url="{server.base_url}", api_key="{key[:12]}...")')
@@ -102,13 +136,18 @@ def call_through_the_api(stack: LocalStack, server: LocalApiServer, model_id: st
     say(f"   (served by {answer.headers['x-sft-model']}, alias {answer.headers['x-sft-alias']})")
 
 
+# The held-out set the evaluation answers, kept outside training/ so it starts no run.
+HELD_OUT_KEY = "evaluation/customer_support_heldout.jsonl"
+# Every demo upload is evaluated on it, for the alias the gate may promote.
+GATED = {"eval-key": HELD_OUT_KEY, "alias": DEMO_ALIAS, "seed": "7"}
 # What each provider is asked to train in the demo.
 DEMO_SETTINGS = {
-    "openai": {"suffix": "support"},
+    "openai": {"suffix": "support", **GATED},
     "bedrock": {
         "provider": "bedrock",
         "base-model": "amazon.nova-micro-v1:0:128k",
         "suffix": "support",
+        **GATED,
     },
 }
 
@@ -125,6 +164,54 @@ def _ask(client: openai.OpenAI, question: str) -> Any:
                 raise
             time.sleep(POLL_SECONDS)
     raise TimeoutError("the model's deployment did not become active")
+
+
+def train_and_show(
+    stack: LocalStack, training: bytes, key: str, metadata: dict[str, str]
+) -> dict[str, Any] | None:
+    """Steps 1-6: the upload, its validation, the run, the registry record, the notification."""
+    shown = ",".join(f"{k}={v}" for k, v in metadata.items())
+    held_out = SAMPLES / "customer_support_validation.jsonl"
+    say(f"1. Upload {held_out.name} to s3://{stack.bucket}/{HELD_OUT_KEY} (the held-out set),")
+    stack.upload(held_out.read_bytes(), HELD_OUT_KEY)
+    say(f"   then customer_support.jsonl to s3://{stack.bucket}/{key} (metadata: {shown})")
+    upload = stack.upload(training, key, metadata)
+    stack.settle()
+    dataset = stack.table().get_item(Key={"PK": f"DATASET#{upload.dataset_id}", "SK": "DATASET"})[
+        "Item"
+    ]
+    say(f"2. Validation: {dataset['summary']}")
+    say(f"   report: {dataset['report_uri']}")
+    say(
+        "3. Fine-tuning (Step Functions: launch, then wait / poll / check until the job ends),"
+        " registration, then the evaluation against the base model and a few-shot prompt"
+    )
+    follow(stack, upload)
+    stack.settle()
+    models = [i for i in stack.table().scan()["Items"] if i["PK"].startswith("MODEL#")]
+    if not models:
+        say("No model was registered; see the notification below.")
+        for email in stack.emails():
+            say(email)
+        return None
+    model: dict[str, Any] = models[0]
+    say()
+    say(f"Fine-tuned model: {model['model_id']}")
+    say()
+    say("4. The model registry record in DynamoDB (with its lineage; its evaluation summary")
+    say("   is stored beside it and shown as the table in the notification below):")
+    shown_fields = {k: v for k, v in model.items() if k not in ("GSI1PK", "GSI1SK")}
+    shown_fields["evaluation"] = "..." if "evaluation" in shown_fields else None
+    say(_json(shown_fields))
+    say()
+    say("5. The notification, as the email subscriber reads it:")
+    for email in stack.emails():
+        say("   " + email.replace("\n", "\n   "))
+    say("6. ...and as Slack shows it (Block Kit, posted to the webhook):")
+    for message in stack.slack.messages:
+        say(_json(message))
+    say()
+    return model
 
 
 def run(provider: str = "openai") -> int:
@@ -144,41 +231,12 @@ def run(provider: str = "openai") -> int:
         say(f"  bucket s3://{stack.bucket}, OpenAI emulator at {stack.openai.base_url}")
         say(f"  the functions' own logs (Powertools JSON) go to {LOG_FILE.relative_to(REPO)}")
         say()
-        training = SAMPLES / "customer_support.jsonl"
+        training = (SAMPLES / "customer_support.jsonl").read_bytes()
         key = "training/customer_support.jsonl"
         metadata = DEMO_SETTINGS[provider]
-        shown = ",".join(f"{k}={v}" for k, v in metadata.items())
-        say(f"1. Upload {training.name} to s3://{stack.bucket}/{key} (metadata: {shown})")
-        upload = stack.upload(training.read_bytes(), key, metadata)
-        stack.settle()
-        dataset = stack.table().get_item(
-            Key={"PK": f"DATASET#{upload.dataset_id}", "SK": "DATASET"}
-        )["Item"]
-        say(f"2. Validation: {dataset['summary']}")
-        say(f"   report: {dataset['report_uri']}")
-        say("3. Fine-tuning (Step Functions: launch, then wait / poll / check until the job ends)")
-        follow(stack, upload)
-        stack.settle()
-        models = [i for i in stack.table().scan()["Items"] if i["PK"].startswith("MODEL#")]
-        if not models:
-            say("No model was registered; see the notification below.")
-            for email in stack.emails():
-                say(email)
+        model = train_and_show(stack, training, key, metadata)
+        if model is None:
             return 1
-        model = models[0]
-        say()
-        say(f"Fine-tuned model: {model['model_id']}")
-        say()
-        say("4. The model registry record in DynamoDB (with its lineage):")
-        say(_json({k: v for k, v in model.items() if k not in ("GSI1PK", "GSI1SK")}))
-        say()
-        say("5. The notification, as the email subscriber reads it:")
-        for email in stack.emails():
-            say("   " + email.replace("\n", "\n   "))
-        say("6. ...and as Slack shows it (Block Kit, posted to the webhook):")
-        for message in stack.slack.messages:
-            say(_json(message))
-        say()
         broken = SAMPLES / "broken_support.jsonl"
         say(
             f"7. A broken file, {broken.name}: reported with line numbers, never launched, never lost"
@@ -191,10 +249,27 @@ def run(provider: str = "openai") -> int:
         say(f"   {record['summary']} -> {record['status']} ({record['rejection_code']})")
         for email in stack.emails():
             say("   " + email.replace("\n", "\n   "))
+        refused_promotion(stack, training, key, metadata)
         call_through_the_api(stack, server, model["model_id"])
         retire_and_retrain(stack, server, model["model_id"])
     say(f"Done in {time.monotonic() - started:.1f}s.")
     return 0
+
+
+def refused_promotion(stack: LocalStack, data: bytes, key: str, metadata: dict[str, str]) -> None:
+    """A second upload whose fine-tune is worse than the alias's: the gate keeps the alias."""
+    say()
+    say("8. The same data again, but this job's fine-tune is worse (the emulator answers from the")
+    say(f"   wrong training examples): the gate compares it with {DEMO_ALIAS}'s v1 and keeps it")
+    stack.openai.faults.degrade_next_job(1.0)
+    stack.bedrock.faults.degrade_next_job(1.0)
+    upload = stack.upload(data + b"\n", key, metadata)
+    stack.settle()
+    follow(stack, upload)
+    stack.settle()
+    for email in stack.emails():
+        start = email.index("Evaluation (")
+        say("   " + email[start : email.index("\n\n", start)].replace("\n", "\n   "))
 
 
 def retire_and_retrain(stack: LocalStack, server: LocalApiServer, model_id: str) -> None:
@@ -208,7 +283,7 @@ def retire_and_retrain(stack: LocalStack, server: LocalApiServer, model_id: str)
     today = shutdown - dt.timedelta(days=7)
     say()
     say(
-        f"9. Retirement: the daily watcher, run as on {today} ({model_id} stops serving {shutdown})"
+        f"10. Retirement: the daily watcher, run as on {today} ({model_id} stops serving {shutdown})"
     )
     stack.emails()
     answer = boto3.client("lambda").invoke(
@@ -229,7 +304,7 @@ def retire_and_retrain(stack: LocalStack, server: LocalApiServer, model_id: str)
     with urllib.request.urlopen(request, timeout=30) as response:
         ordered = json.loads(response.read())
     say()
-    say(f'10. POST /models/{DEMO_ALIAS}/retrain {{"provider": "bedrock"}} -> {response.status}')
+    say(f'11. POST /models/{DEMO_ALIAS}/retrain {{"provider": "bedrock"}} -> {response.status}')
     say("   " + _json(ordered).replace("\n", "\n   "))
     arn = stack.state_machine_arn.replace(":stateMachine:", ":execution:")
     execution = f"{arn}:{EXECUTION_NAME_PREFIX}{ordered['dataset_id']}"

@@ -21,6 +21,14 @@ def test_demo_trains_registers_and_notifies(capsys: pytest.CaptureFixture[str]) 
     assert "Fine-tune succeeded" in out  # the email
     assert '"blocks"' in out  # the Slack message
     assert "-> rejected (invalid_training_file)" in out
+    # The evaluation: registered first, then the gate promotes the alias with the numbers,
+    # and the score table reaches the email; a worse second fine-tune keeps the alias.
+    assert re.search(r"gate: promoted support-bot to v1: \+\d\.\d\d over the base model", out)
+    assert re.search(r"candidate +ft:\S+ +\d\.\d{3} +\d\.\d{3} to \d\.\d{3} +-", out)
+    assert re.search(r"few_shot +gpt-4o-mini\S* +\d\.\d{3}", out)
+    assert re.search(r"gate: kept support-bot at v1: -\d\.\d\d over v1", out)
+    assert re.search(r"champion +ft:\S+ +\d\.\d{3}", out)
+    assert "alias support-bot (version 1)" in out
     # The fine-tune answers with the reply of the training example most like the question.
     assert "assistant: The Summit 2 tent is covered by our 2-year warranty" in out
     assert re.search(r"inference key \(chat completions, models\): *sk-sft-", out)
