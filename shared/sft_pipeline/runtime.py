@@ -20,6 +20,7 @@ from sft_pipeline.adapters.workflow import Workflow
 from sft_pipeline.observability import traced
 from sft_pipeline.providers import build_provider
 from sft_pipeline.settings import (
+    GenerationWorkflowSettings,
     NotifierSettings,
     ProviderSettings,
     RegistrySettings,
@@ -51,6 +52,14 @@ def workflow() -> Workflow:
 
 
 @cache
+def generation_workflow() -> Workflow:
+    return Workflow(
+        boto3.client("stepfunctions"),
+        load_settings(GenerationWorkflowSettings).generation_state_machine_arn,
+    )
+
+
+@cache
 def notifier() -> Notifier:
     return Notifier(boto3.client("sns"), load_settings(NotifierSettings).notification_topic_arn)
 
@@ -77,6 +86,6 @@ def reset() -> None:
     from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
 
     forget_settings()
-    for builder in (training_bucket, registry, workflow, notifier):
+    for builder in (training_bucket, registry, workflow, generation_workflow, notifier):
         builder.cache_clear()
     parameters.clear_caches()  # type: ignore[no-untyped-call]

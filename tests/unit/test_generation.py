@@ -337,8 +337,9 @@ def test_a_resumed_run_makes_only_what_is_missing_and_no_duplicate() -> None:
         should_stop=lambda tally: "killed" if tally.made >= 7 else None,
     )
     acceptor, tally = Acceptor(model="gpt-4o-mini-2024-07-18"), Tally()
-    next_attempt = replay(acceptor, tally, first)
-    filled = [r.slot for r in accepted(first)]
+    kept, next_attempt = replay(acceptor, tally, first)
+    filled = [r.slot for r in kept]
+    assert kept == accepted(first)
     todo = [(slot, next_attempt.get(slot, 0)) for slot in open_slots(spec, filled)]
     assert len(todo) == 20 - len(filled)
     second: list[Attempt] = []
@@ -350,6 +351,31 @@ def test_a_resumed_run_makes_only_what_is_missing_and_no_duplicate() -> None:
     lines = [r.line for r in accepted(first) + accepted(second)]
     assert len(lines) == 20 == len(set(lines)) == result.tally.made
     assert {r.slot for r in accepted(first)}.isdisjoint({r.slot for r in accepted(second)})
+
+
+def test_replaying_two_batches_refuses_the_later_copy_of_a_conversation() -> None:
+    spec = spec_of()
+    first: list[Attempt] = []
+    second: list[Attempt] = []
+    run(
+        spec,
+        Teacher(["repeat"]),
+        written=first,
+        slots=[(s, 0) for s in plan_slots(spec)[:3]],
+        concurrency=1,
+    )
+    run(
+        spec,
+        Teacher(["repeat"]),
+        written=second,
+        slots=[(s, 0) for s in plan_slots(spec)[3:6]],
+        concurrency=1,
+    )
+    tally = Tally()
+    kept, next_attempt = replay(Acceptor(model="gpt-4o-mini-2024-07-18"), tally, first + second)
+    assert len(kept) == 5
+    assert tally.refused == {"exact_duplicate": 1}
+    assert next_attempt == {second[0].slot: 1}
 
 
 def test_the_same_spec_asks_the_same_questions_whatever_the_concurrency() -> None:

@@ -98,9 +98,24 @@ class TrainingBucket:
                 return None
             raise
 
-    def put(self, bucket: str, key: str, body: bytes, content_type: str) -> str:
-        self._client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+    def put(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        content_type: str,
+        metadata: dict[str, str] | None = None,
+    ) -> str:
+        """Write an object; ``metadata`` becomes its user metadata (an upload's settings)."""
+        self._client.put_object(
+            Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata or {}
+        )
         return f"s3://{bucket}/{key}"
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        """Every key under ``prefix``, in S3's (lexicographic) order."""
+        pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
     def upload_file(self, bucket: str, key: str, path: str) -> None:
         self._client.upload_file(path, bucket, key)

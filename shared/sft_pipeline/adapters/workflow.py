@@ -1,10 +1,11 @@
-"""The fine-tuning workflow (Step Functions): started exactly once per upload, and woken
-from its wait for a job's end."""
+"""The workflows (Step Functions): fine-tuning started exactly once per upload and woken from
+its wait for a job's end; generation started exactly once per spec version."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from sft_pipeline.generation.run import GenerationState
 from sft_pipeline.job_events import WAKE_UP_OUTPUT
 from sft_pipeline.jobs import WorkflowRequest
 
@@ -23,11 +24,16 @@ class Workflow:
         A repeated S3 event asks for the same name: Step Functions refuses the
         second start, so one upload gives one execution.
         """
+        return self._start(execution_name, f'{{"request": {request.model_dump_json()}}}')
+
+    def start_generation(self, execution_name: str, state: GenerationState) -> tuple[str, bool]:
+        """Start the generation run named after the spec's version, once, as ``start`` does."""
+        return self._start(execution_name, state.model_dump_json())
+
+    def _start(self, execution_name: str, payload: str) -> tuple[str, bool]:
         try:
             response = self._client.start_execution(
-                stateMachineArn=self._state_machine_arn,
-                name=execution_name,
-                input=f'{{"request": {request.model_dump_json()}}}',
+                stateMachineArn=self._state_machine_arn, name=execution_name, input=payload
             )
         except self._client.exceptions.ExecutionAlreadyExists:
             arn = self._state_machine_arn.replace(":stateMachine:", ":execution:")

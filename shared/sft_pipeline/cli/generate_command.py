@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -54,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
         earlier = files.resume()
     except OutputError as error:
         return _fail(str(error))
-    next_attempt = replay(acceptor, tally, earlier)
-    filled = {attempt.slot for attempt in earlier if attempt.accepted}
+    kept, next_attempt = replay(acceptor, tally, earlier)
+    filled = {attempt.slot for attempt in kept}
     todo = [(slot, next_attempt.get(slot, 0)) for slot in open_slots(spec, filled)]
     estimate = estimate_generation(spec, [slot for slot, _ in todo])
     if todo:
@@ -151,9 +152,7 @@ def _confirmed() -> bool:
 
 
 def _teacher_chat(spec: GenerationSpec, args: argparse.Namespace) -> Chat:
-    if spec.teacher.provider_name == "openai":
-        return openai_chat(args.base_url, args.api_key)
-    return _bedrock_chat(args.region)
+    return TEACHERS[spec.teacher.provider_name](args)
 
 
 def _bedrock_chat(region: str | None) -> Chat:
@@ -179,6 +178,14 @@ def _bedrock_chat(region: str | None) -> Chat:
         role_arn=None, bucket="", prepared_prefix="", output_prefix="", deploy_on_demand=False
     )
     return BedrockProvider(control=None, runtime=runtime, s3=None, config=unused).chat
+
+
+# How each provider's teacher is reached from a laptop: an OpenAI-compatible endpoint by
+# --base-url and --api-key (or their environment variables); Bedrock by the AWS credentials.
+TEACHERS: dict[ProviderName, Callable[[argparse.Namespace], Chat]] = {
+    "openai": lambda args: openai_chat(args.base_url, args.api_key),
+    "bedrock": lambda args: _bedrock_chat(args.region),
+}
 
 
 def _validate(

@@ -228,15 +228,26 @@ class _Run:
         return None
 
 
-def replay(acceptor: Acceptor, tally: Tally, attempts: Iterable[Attempt]) -> dict[Slot, int]:
-    """Feed an earlier run's attempts back (its accepted examples into ``acceptor``'s memory
-    of duplicates); returns each slot's next attempt number. Accepted slots are left out."""
+def replay(
+    acceptor: Acceptor, tally: Tally, attempts: Iterable[Attempt]
+) -> tuple[list[Attempt], dict[Slot, int]]:
+    """Feed earlier attempts back, in the order they were made: each accepted example is
+    judged again against those before it (two batches of a cloud run can make the same
+    conversation; the later one is then counted as refused). Returns the examples still
+    accepted, and each open slot's next attempt number."""
+    kept: list[Attempt] = []
     next_attempt: dict[Slot, int] = {}
-    filled: set[Slot] = set()
-    for attempt in attempts:
+    for made in attempts:
+        attempt = made
+        if made.line is not None:
+            verdict = acceptor.judge_line(made.line.encode())
+            if verdict.accepted:
+                kept.append(made)
+            else:
+                attempt = made.model_copy(
+                    update={"line": None, "refused": verdict.refused, "why": verdict.why}
+                )
         tally.add(attempt)
         next_attempt[attempt.slot] = max(next_attempt.get(attempt.slot, 0), attempt.attempt + 1)
-        if attempt.line is not None:
-            acceptor.judge_line(attempt.line.encode())
-            filled.add(attempt.slot)
-    return {slot: n for slot, n in next_attempt.items() if slot not in filled}
+    filled = {attempt.slot for attempt in kept}
+    return kept, {slot: n for slot, n in next_attempt.items() if slot not in filled}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,6 +18,7 @@ from sft_pipeline.generation.spec import GenerationSpec
 
 Split = Literal["train", "eval"]
 SPLITS: tuple[Split, ...] = ("train", "eval")
+T = TypeVar("T")
 
 
 class Slot(BaseModel):
@@ -67,5 +68,5 @@ def open_slots(spec: GenerationSpec, filled: Iterable[Slot]) -> list[Slot]:
     return [slot for slot in plan_slots(spec) if slot not in done]
 
 
-def batches(slots: Sequence[Slot], size: int) -> list[list[Slot]]:
-    return [list(slots[start : start + size]) for start in range(0, len(slots), size)]
+def batches(items: Sequence[T], size: int) -> list[list[T]]:
+    return [list(items[start : start + size]) for start in range(0, len(items), size)]

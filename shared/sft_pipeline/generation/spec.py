@@ -147,6 +147,10 @@ class GenerationSpec(_SpecPart):
             raise ValueError("total: only weighted topics take a total; counts already add up")
         if sum(self.counts()) > MAX_EXAMPLES:
             raise ValueError(f"topics: at most {MAX_EXAMPLES:,} examples in all")
+        if self.eval_share and any(
+            key.lower().removeprefix("sft-") == "eval-key" for key in self.train
+        ):
+            raise ValueError("train: eval-key is set by the run itself when eval-share is given")
         names = [topic.name.casefold() for topic in self.topics]
         if len(set(names)) != len(names):
             raise ValueError("topics: each topic needs its own name")
