@@ -87,7 +87,7 @@ def main() -> int:
                 print(f"concurrency {level}: sft generate failed ({run.returncode}):\n{run.stderr}")
                 return 1
             made = json.loads(run.stdout)["report"]["examples"]
-            print(f"concurrency {level:>3}: {made:,} examples in {seconds:,.1f} s")
+            print(f"concurrency {level:>3}: {made:,} examples in {seconds:,.1f} s", flush=True)
             results.append((level, seconds, made))
     print()
     print("concurrency  seconds  examples/s  speedup")
