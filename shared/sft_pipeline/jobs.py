@@ -55,6 +55,8 @@ MIN_LEARNING_RATE_MULTIPLIER = 0.0001
 MAX_S3_KEY_BYTES = 1024
 # Step Functions execution names: at most 80 characters of [A-Za-z0-9_-].
 EXECUTION_NAME_PREFIX = "ft-"
+# The shortest wait between polls (a task timeout is a whole number of seconds, at least 1).
+MIN_WAIT_SECONDS = 1
 # Consecutive polls that could not reach the provider before people hear of the outage.
 OUTAGE_NOTICE_AFTER_POLLS = 5
 
@@ -277,10 +279,14 @@ class PollPolicy(_Frozen):
     max_duration_seconds: int = Field(default=86_400, ge=1)
 
     def next_wait(self, previous: int | None) -> int:
-        """The first wait is the interval; each later one grows by the backoff rate, to the cap."""
+        """The first wait is the interval; each later one grows by the backoff rate, to the cap.
+        A wait is at least a second: it is also the timeout of the workflow's wait for the
+        job's end event, and Step Functions takes no shorter one."""
         if previous is None:
-            return min(self.interval_seconds, self.max_interval_seconds)
-        return min(int(max(previous, 1) * self.backoff_rate), self.max_interval_seconds)
+            wait = min(self.interval_seconds, self.max_interval_seconds)
+        else:
+            wait = min(int(max(previous, 1) * self.backoff_rate), self.max_interval_seconds)
+        return max(wait, MIN_WAIT_SECONDS)
 
 
 class Estimate(_Frozen):

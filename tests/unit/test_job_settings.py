@@ -185,3 +185,11 @@ def test_poll_waits_back_off_to_the_cap() -> None:
     for _ in range(4):
         waits.append(policy.next_wait(waits[-1]))
     assert waits == [10, 20, 40, 40, 40]
+
+
+@pytest.mark.parametrize(("interval", "cap"), [(0, 600), (0, 0), (5, 0)])
+def test_a_wait_is_never_shorter_than_a_second(interval: int, cap: int) -> None:
+    """It is also the timeout of the wait for the job's end event, which cannot be 0."""
+    policy = PollPolicy(interval_seconds=interval, max_interval_seconds=cap)
+    assert policy.next_wait(None) == max(1, min(interval, cap)) >= 1
+    assert policy.next_wait(0) >= 1
