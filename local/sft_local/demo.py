@@ -278,7 +278,7 @@ def retire_and_retrain(stack: LocalStack, server: LocalApiServer, model_id: str)
     registry = Registry(stack.table())
     model = registry.get_model(model_id)
     shutdown = serving_ends(model.base_model) if model else None
-    if shutdown is None:
+    if model is None or shutdown is None:
         return  # a model with no published end date: nothing to warn about
     today = shutdown - dt.timedelta(days=7)
     say()
