@@ -323,7 +323,7 @@ def test_the_report_of_a_failed_evaluation_says_why_and_still_writes_the_card() 
         "Cause": json.dumps({"errorMessage": "model_not_found: no such model"}),
     }
     report = evaluation_report(state, files, registry, [])
-    assert report.error == "ProviderPermanentError: model_not_found: no such model"
+    assert report.error == "model_not_found: no such model"
     assert report.summary is None and report.model_card_uri is not None
 
 

@@ -25,7 +25,7 @@ from sft_pipeline.generation.run import (
 )
 from sft_pipeline.jobs import UploadRef
 from sft_pipeline.notifications import DatasetRef, Notification, Outcome, hint_for
-from sft_pipeline.pipeline.steps import _caught as caught_error
+from sft_pipeline.pipeline.failures import caught_error
 
 pytestmark = pytest.mark.unit
 

@@ -29,6 +29,7 @@ from sft_pipeline.evaluation.report_html import FileLineage, LossPoint, SideBySi
 from sft_pipeline.evaluation.runner import JUDGE, Reply, evaluate, summarise_replies
 from sft_pipeline.evaluation.summary import EvaluationSummary
 from sft_pipeline.jobs import EvaluationOutcome, ModelRegistration, ProviderName, WorkflowState
+from sft_pipeline.pipeline.failures import caught_error
 from sft_pipeline.pipeline.model_card import write_model_card
 from sft_pipeline.providers.base import ServingStatus
 from sft_pipeline.records import ModelRecord
@@ -456,13 +457,8 @@ def evaluation_report(
 def _error_text(failure: dict[str, str] | None) -> str | None:
     if failure is None:
         return None
-    error = failure.get("Error", "Error")
-    try:
-        cause = json.loads(failure.get("Cause") or "{}")
-    except json.JSONDecodeError:
-        cause = failure.get("Cause")
-    message = cause.get("errorMessage") if isinstance(cause, dict) else cause
-    return f"{error}: {message}" if message else error
+    code, message = caught_error(failure)
+    return f"{code}: {message}"
 
 
 def _write_card(

@@ -46,7 +46,7 @@ from sft_pipeline.generation.run import (
 from sft_pipeline.generation.spec import MAX_SPEC_BYTES, GenerationSpec, SpecError, load_spec
 from sft_pipeline.jobs import ProviderName, UploadRef
 from sft_pipeline.notifications import DatasetRef, Notification, Outcome
-from sft_pipeline.pipeline.steps import _caught as caught_error
+from sft_pipeline.pipeline.failures import caught_error
 from sft_pipeline.settings import StackDefaultsSettings, StorageLayout
 from sft_pipeline.validation import DataSource, ValidationOptions, ValidationReport, validate
 

@@ -8,7 +8,6 @@ that cannot be reached then never ends the run (the job trains on regardless).
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from sft_pipeline.pipeline.evaluation_steps import (
     ModelLookup,
     evaluation_report,
 )
+from sft_pipeline.pipeline.failures import caught_error
 from sft_pipeline.providers.base import (
     JobRequest,
     ProviderError,
@@ -502,20 +502,6 @@ def _latest_job(
         return None
 
 
-def _caught(failure: dict[str, str]) -> tuple[str, str]:
-    """The code and message of a step error the workflow caught."""
-    error_type = failure.get("Error", "Error")
-    try:
-        cause = json.loads(failure.get("Cause", "{}"))
-        text = str(cause.get("errorMessage", "")) if isinstance(cause, dict) else str(cause)
-    except json.JSONDecodeError:
-        text = failure.get("Cause", "")
-    code, sep, message = text.partition(": ")
-    if sep and code.replace("_", "").isalnum():
-        return code, message
-    return error_type, text or error_type
-
-
 def _failure(state: WorkflowState, job: ProviderJob | None) -> tuple[str | None, str | None]:
     """Why it did not succeed: the provider's job error, or the step error the workflow caught."""
     if job is not None and job.error_code:
@@ -523,7 +509,7 @@ def _failure(state: WorkflowState, job: ProviderJob | None) -> tuple[str | None,
     if job is None and state.job is not None and state.job.error_code:
         return state.job.error_code, state.job.error_message
     if state.failure:
-        code, message = _caught(state.failure)
+        code, message = caught_error(state.failure)
         if state.outcome == Outcome.TIMED_OUT.value:
             # Only the cancel step's Catch leads to a timeout with a failure.
             return "cancel_failed", (
