@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from sft_local.bedrock_standin.app import RecordedRequest, StandInApp
+from sft_local.bedrock_standin.events import job_state_change
 from sft_local.bedrock_standin.faults import BedrockFaults
 from sft_local.bedrock_standin.state import (
     BedrockTimeline,
@@ -18,6 +20,7 @@ from sft_local.bedrock_standin.state import (
 )
 from sft_local.emulated_answers import DEFAULT_CHAT_LATENCY
 from sft_local.http_service import LocalHttpServer, ManualClock, Reply
+from sft_local.job_end_events import JobEndEvents
 
 
 class BedrockStandIn:
@@ -62,8 +65,13 @@ class BedrockStandIn:
             now=self.now,
             account=account,
             region=region,
+            on_job_end=lambda job: self.job_events.announce(
+                job_state_change(job.describe().model_dump(mode="json", exclude_none=True))
+            ),
         )
         self._app = StandInApp(state, chat_latency=chat_latency, sleep=sleep or self._stopping.wait)
+        # EventBridge: off until publish_job_events_to names where events go.
+        self.job_events: JobEndEvents[dict[str, Any]] = JobEndEvents(self._app.catch_up)
         self._http = LocalHttpServer(self._serve, name="bedrock-standin", host=host, port=port)
 
     def _serve(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
@@ -98,6 +106,12 @@ class BedrockStandIn:
     def endpoint_url(self) -> str:
         return self._http.url()
 
+    def publish_job_events_to(self, put_event: Callable[[dict[str, Any]], object]) -> None:
+        """Hand each job's end to ``put_event`` as the PutEvents entry of Bedrock's
+        "Model Customization Job State Change" (e.g. an EventBridge client's put_events);
+        ``job_events`` holds what was published and can drop events."""
+        self.job_events.deliver_to(put_event)
+
     def now(self) -> float:
         return self._clock.now()
 
@@ -114,6 +128,7 @@ class BedrockStandIn:
     def stop(self) -> None:
         # Answers waiting out their latency end at once, so shutting down never waits for them.
         self._stopping.set()
+        self.job_events.stop()
         self._http.stop()
 
     def __enter__(self) -> BedrockStandIn:

@@ -247,11 +247,16 @@ class StandInState:
     # clientRequestToken -> the ARN its first request created.
     job_tokens: dict[str, str] = field(default_factory=dict)
     deployment_tokens: dict[str, str] = field(default_factory=dict)
+    # Told each job that ends, as it ends: the source of its EventBridge event.
+    on_job_end: Callable[[JobRecord], None] | None = None
 
     def catch_up(self) -> None:
         now = self.now()
         for job in self.jobs.values():
+            was = job.status
             self._advance_job(job, now)
+            if self.on_job_end and job.status != was and job.status in ENDED_JOB_STATUSES:
+                self.on_job_end(job)
         for deployment in self.deployments.values():
             ready_at = deployment.created_at + self.timeline.deploying
             if deployment.status == "Creating" and now >= ready_at:
