@@ -37,15 +37,19 @@ import platform
 import random
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
+from unittest import mock
 
 import boto3
 import openai
+from openai.resources.chat.completions import Completions
 
 from sft_local.stack import LOCAL_OPENAI_KEY, LocalStack
 from sft_pipeline.evaluation.answers import read_examples
@@ -372,7 +376,38 @@ class MapRun:
     phases: dict[str, float]
     concurrency: int
     shards: int
-    most_at_once: int | None
+    # Shard tasks Step Functions had started and not finished, at most.
+    tasks_at_once: int | None
+    # Chat requests the shard functions had sent and not had answered, at most.
+    requests_at_once: int
+
+
+class InFlight:
+    """Counts the chat completions being sent through the openai SDK in this process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._now = 0
+        self.most = 0
+
+    def _change(self, step: int) -> None:
+        with self._lock:
+            self._now += step
+            self.most = max(self.most, self._now)
+
+    @contextmanager
+    def counting(self) -> Iterator[None]:
+        create: Callable[..., Any] = Completions.create
+
+        def counted(completions: Completions, *args: Any, **kwargs: Any) -> Any:
+            self._change(1)
+            try:
+                return create(completions, *args, **kwargs)
+            finally:
+                self._change(-1)
+
+        with mock.patch.object(Completions, "create", counted):
+            yield
 
 
 def _history(stack: LocalStack, upload: UploadRef) -> list[dict[str, Any]]:
@@ -415,8 +450,8 @@ def _phases(history: Sequence[dict[str, Any]]) -> dict[str, float]:
 
 
 def _most_shards_at_once(history: Sequence[dict[str, Any]]) -> int | None:
-    """How many shard tasks ran at the same time, at most (None: not in this history, as
-    a Distributed Map's children are not)."""
+    """How many shard tasks Step Functions ran at the same time, at most (None: not in this
+    history, as a Distributed Map's children are not)."""
     changes = [
         (event["timestamp"], step)
         for event in history
@@ -469,7 +504,9 @@ def map_path(stack: LocalStack, held_out: bytes, examples: int, timeout: float) 
     upload = stack.upload(
         training_set(), TRAINING_KEY, {**UPLOAD_METADATA, "eval-key": HELD_OUT_KEY}
     )
-    description = _wait(stack, upload, shards, timeout)
+    in_flight = InFlight()
+    with in_flight.counting():
+        description = _wait(stack, upload, shards, timeout)
     whole_run = time.perf_counter() - started
     if description["status"] != "SUCCEEDED":
         raise BenchmarkError(f"the execution ended {description['status']}")
@@ -499,7 +536,8 @@ def map_path(stack: LocalStack, held_out: bytes, examples: int, timeout: float) 
         phases=phases,
         concurrency=_planned_concurrency(history),
         shards=shards,
-        most_at_once=_most_shards_at_once(history),
+        tasks_at_once=_most_shards_at_once(history),
+        requests_at_once=in_flight.most,
     )
 
 
@@ -602,11 +640,13 @@ def report(mapped: MapRun, sequential: PathRun, sequential_summary: EvaluationSu
         )
     )
     phases = mapped.phases
-    at_once = "unknown" if mapped.most_at_once is None else mapped.most_at_once
+    tasks = "unknown" if mapped.tasks_at_once is None else mapped.tasks_at_once
     print(
         f"\nmap path: {mapped.shards} shards of up to {SHARD_SIZE}, MaxConcurrency "
-        f"{mapped.concurrency}, {SHARD_CONCURRENCY} requests in flight per shard, "
-        f"shard tasks running at once: at most {at_once}; "
+        f"{mapped.concurrency}, {SHARD_CONCURRENCY} requests in flight per shard; at most "
+        f"{tasks} shard tasks running at once (the execution's history) and "
+        f"{mapped.requests_at_once} chat requests in flight (the shard functions' own; "
+        f"{mapped.concurrency * SHARD_CONCURRENCY} if every task answered at once); "
         f"prepare {phases['prepare']:.1f} s, map {phases['map']:.1f} s, aggregate "
         f"{phases['aggregate']:.1f} s (PrepareEvaluation entered to AggregateEvaluation exited: "
         f"{phases['evaluation']:.1f} s); whole run, upload to end: {mapped.whole_run:.1f} s"
