@@ -11,7 +11,7 @@ import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -27,8 +27,9 @@ from sft_pipeline.aliases import (
 )
 from sft_pipeline.api_keys import ApiKeyNotFound, ApiKeyRecord, DuplicateApiKeyError
 from sft_pipeline.evaluation.summary import EvaluationSummary
+from sft_pipeline.job_events import WaitToken
 from sft_pipeline.jobs import JobState, UploadRef, WorkflowRequest
-from sft_pipeline.notifications import Notification
+from sft_pipeline.notifications import Notification, RetirementWarning
 from sft_pipeline.providers.base import (
     JobRequest,
     ProviderError,
@@ -165,6 +166,12 @@ class FakeBucket:
     def find_source(self, bucket: str, key: str) -> DataSource | None:
         return self.source(bucket, key) if (bucket, key) in self.objects else None
 
+    def version_exists(self, upload: UploadRef) -> bool:
+        return (upload.bucket, upload.key) in self.objects
+
+    def read(self, bucket: str, key: str, max_bytes: int) -> bytes:
+        return self.objects[(bucket, key)][:max_bytes]
+
 
 @dataclass
 class FakeNotifier:
@@ -222,6 +229,12 @@ class InMemoryRegistry:
     alias_versions: dict[str, list[AliasVersion]] = field(default_factory=dict)
     alias_current: dict[str, int] = field(default_factory=dict)
     keys: dict[str, ApiKeyRecord] = field(default_factory=dict)  # by hash
+    # By (model, shutdown date, days before): each retirement warning claimed.
+    retirement_warnings: dict[tuple[str, date, int], RetirementWarning] = field(
+        default_factory=dict
+    )
+    wait_tokens: dict[str, WaitToken] = field(default_factory=dict)  # by provider job id
+    event_deliveries: set[str] = field(default_factory=set)
 
     # Datasets
 
@@ -286,6 +299,28 @@ class InMemoryRegistry:
         newest = sorted(self.models.values(), key=lambda model: model.created_at, reverse=True)
         return newest[:limit]
 
+    def every_model(self) -> list[ModelRecord]:
+        return sorted(self.models.values(), key=lambda model: model.created_at)
+
+    def record_model_use(self, model_id: str, day: date) -> bool:
+        model = self.models.get(model_id)
+        if model is None or (model.last_used_on is not None and model.last_used_on >= day):
+            return False
+        self.models[model_id] = model.model_copy(update={"last_used_on": day})
+        return True
+
+    def claim_retirement_warning(self, warning: RetirementWarning) -> bool:
+        key = (warning.model_id, warning.shutdown_date, warning.threshold_days)
+        if key in self.retirement_warnings:
+            return False
+        self.retirement_warnings[key] = warning
+        return True
+
+    def release_retirement_warning(self, warning: RetirementWarning) -> None:
+        self.retirement_warnings.pop(
+            (warning.model_id, warning.shutdown_date, warning.threshold_days), None
+        )
+
     # Aliases
 
     def create_alias_version(
@@ -347,6 +382,42 @@ class InMemoryRegistry:
             self.keys[record.key_hash] = record
         return record
 
+    # Job events
+
+    def park_wait_token(self, token: WaitToken) -> None:
+        self.wait_tokens[token.job_id] = token
+
+    def take_wait_token(self, job_id: str, now: datetime) -> WaitToken | None:
+        token = self.wait_tokens.pop(job_id, None)
+        return None if token is None or token.expired(now) else token
+
+    def claim_event_delivery(self, delivery_id: str, now: datetime) -> bool:
+        if delivery_id in self.event_deliveries:
+            return False
+        self.event_deliveries.add(delivery_id)
+        return True
+
+    def release_event_delivery(self, delivery_id: str) -> None:
+        self.event_deliveries.discard(delivery_id)
+
+
+@dataclass
+class FakeWaitingRuns:
+    """The workflow's waits: the tokens of the runs that still wait, and those resumed."""
+
+    waiting: set[str] = field(default_factory=set)
+    resumed: list[str] = field(default_factory=list)
+    error: Exception | None = None
+
+    def resume(self, task_token: str) -> bool:
+        if self.error is not None:
+            raise self.error
+        if task_token not in self.waiting:
+            return False
+        self.waiting.remove(task_token)
+        self.resumed.append(task_token)
+        return True
+
 
 @dataclass
 class LambdaContext:
@@ -359,9 +430,13 @@ class LambdaContext:
 
 
 if TYPE_CHECKING:
+    from sft_pipeline.adapters.workflow import Workflow
     from sft_pipeline.api.auth import KeyLookup
     from sft_pipeline.api.service import ApiRegistry
     from sft_pipeline.api_keys import ApiKeyStore
+    from sft_pipeline.pipeline.job_events import WaitingRuns, WaitTokens
+    from sft_pipeline.pipeline.retirement import RetirementRegistry
+    from sft_pipeline.pipeline.retrain import RetrainLookup
     from sft_pipeline.pipeline.steps import WorkflowRegistry
     from sft_pipeline.pipeline.validate_upload import DatasetRegistry
 
@@ -372,3 +447,8 @@ if TYPE_CHECKING:
         _api: ApiRegistry = _registry
         _authorizer: KeyLookup = _registry
         _keys: ApiKeyStore = _registry
+        _watcher: RetirementRegistry = _registry
+        _retrain: RetrainLookup = _registry
+        _wait_tokens: WaitTokens = _registry
+    for _runs in (FakeWaitingRuns(), Workflow(None, "")):
+        _waiting_runs: WaitingRuns = _runs

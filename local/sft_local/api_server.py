@@ -32,6 +32,9 @@ MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 class Route:
     method: str
     resource: str
+    function_name: str
+    # False for a route whose event says ``Auth: {Authorizer: NONE}`` (a signed webhook).
+    authorized: bool = True
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,6 @@ class TokenBucket:
 @dataclass
 class GatewayConfig:
     routes: list[Route]
-    function_name: str
     authorizer_function: str
     identity_header: str
     cache_seconds: int
@@ -81,14 +83,20 @@ def gateway_config(stack: LocalStack) -> GatewayConfig:
     auth = api["Auth"]
     authorizer = auth["Authorizers"][auth["DefaultAuthorizer"]]
     routes: list[Route] = []
-    function_name = ""
     for logical, resource in resources_of_type(stack.template, "AWS::Serverless::Function").items():
         for event in resource["Properties"].get("Events", {}).values():
             if event["Type"] != "Api":
                 continue
             props = event["Properties"]
-            function_name = stack.ref(logical)
-            routes.append(Route(props["Method"].upper(), props["Path"]))
+            route_authorizer = props.get("Auth", {}).get("Authorizer", auth["DefaultAuthorizer"])
+            routes.append(
+                Route(
+                    props["Method"].upper(),
+                    props["Path"],
+                    stack.ref(logical),
+                    authorized=route_authorizer != "NONE",
+                )
+            )
     throttle = auth["UsagePlan"]["Throttle"]
     # DEFAULT_4XX / DEFAULT_5XX keep the status of what they dress (and render $context
     # variables); this gateway answers only with the named responses, which set a status.
@@ -106,7 +114,6 @@ def gateway_config(stack: LocalStack) -> GatewayConfig:
     }
     return GatewayConfig(
         routes=routes,
-        function_name=function_name,
         authorizer_function=authorizer["FunctionArn"].rsplit(":", 1)[-1],
         identity_header=authorizer["Identity"]["Headers"][0],
         cache_seconds=int(authorizer["Identity"].get("ReauthorizeEvery", 300)),
@@ -138,19 +145,20 @@ class LocalGateway:
         route, parameters = matched
         if len(body) > MAX_PAYLOAD_BYTES:
             return self._gateway_response("REQUEST_TOO_LARGE")
-        token = _header(headers, self.config.identity_header)
-        if not token:
-            return self._gateway_response("UNAUTHORIZED")
-        policy = self._authorize(token, method, route)
-        if policy is None:
-            return self._gateway_response("UNAUTHORIZED")
-        if not self._bucket(policy["usageIdentifierKey"]).take():
-            return self._gateway_response("THROTTLED")
+        policy: dict[str, Any] = {}
+        if route.authorized:
+            token = _header(headers, self.config.identity_header)
+            if not token:
+                return self._gateway_response("UNAUTHORIZED")
+            authorized = self._authorize(token, method, route)
+            if authorized is None:
+                return self._gateway_response("UNAUTHORIZED")
+            if not self._bucket(authorized["usageIdentifierKey"]).take():
+                return self._gateway_response("THROTTLED")
+            policy = authorized
         incoming = Incoming(method, path, query, headers, body)
         event = self._proxy_event(incoming, route, parameters, policy)
-        result = self._lambda.invoke(
-            FunctionName=self.config.function_name, Payload=json.dumps(event)
-        )
+        result = self._lambda.invoke(FunctionName=route.function_name, Payload=json.dumps(event))
         payload = json.loads(result["Payload"].read() or b"{}")
         if result.get("FunctionError"):
             return (
@@ -283,6 +291,10 @@ class LocalApiServer:
     @property
     def base_url(self) -> str:
         return self._http.url("/v1")
+
+    def url(self, path: str) -> str:
+        """The address of a route, e.g. ``/webhooks/fine-tuning``."""
+        return self._http.url(path)
 
     def __enter__(self) -> LocalApiServer:
         self._http.start()

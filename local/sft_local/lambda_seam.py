@@ -4,13 +4,14 @@ handlers in this process instead of in Docker.
 Every caller inside moto (the Step Functions interpreter, S3 notifications, SNS
 subscriptions) goes through ``LambdaFunction._invoke_lambda``; replacing it keeps
 moto's own error plumbing, so a raised exception reaches Step Functions under its
-class name, as on AWS. Invocations from S3 and SNS are asynchronous on AWS:
-here too they are retried, and then sent to the function's failure destination.
+class name, as on AWS. Invocations from S3, SNS and EventBridge rules are asynchronous on
+AWS: here too they are retried, and then sent to the function's failure destination.
 S3 events name the object version they are about, as S3's do (moto's leave it out).
 """
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import os
@@ -27,12 +28,16 @@ from types import ModuleType
 from typing import Any, TextIO
 from unittest import mock
 
-from moto.awslambda.models import LambdaFunction
+from moto.awslambda.models import LambdaFunction, lambda_backends
+from moto.events.models import Rule
+from moto.events.utils import EventMessageType
 from moto.s3 import notifications as s3_notifications
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSecondsPath
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
     WaitFunction,
 )
+from moto.utilities.arns import parse_arn
 
 Handler = Callable[[dict[str, Any], Any], Any]
 ASYNC_SOURCES = ("aws:s3", "aws:sns")
@@ -92,12 +97,17 @@ class LambdaSeam:
         return handler
 
     def invoke(self, function: LambdaFunction, event: dict[str, Any]) -> tuple[str, bool, str]:
-        code = self.functions[function.function_name]
         if not _is_async(event):
+            code = self.functions[function.function_name]
             payload, errored = self._run_once(function, code, event, attempt=1)
             return payload, errored, ""
-        self._pending.append(self._async_runner.submit(self._deliver, function, code, event))
+        self.invoke_async(function, event)
         return "", False, ""
+
+    def invoke_async(self, function: LambdaFunction, event: dict[str, Any]) -> None:
+        """Run the handler after the caller returns, retried as Lambda retries async events."""
+        code = self.functions[function.function_name]
+        self._pending.append(self._async_runner.submit(self._deliver, function, code, event))
 
     def _deliver(self, function: LambdaFunction, code: FunctionCode, event: dict[str, Any]) -> None:
         """Lambda's asynchronous contract: retries, then the on-failure destination."""
@@ -236,9 +246,15 @@ class _ScaledTime:
         return getattr(time, name)
 
 
+def _is_lambda(target: dict[str, Any]) -> bool:
+    return str(target["Arn"]).startswith("arn:aws:lambda:")
+
+
 @contextmanager
 def installed(seam: LambdaSeam, time_scale: float) -> Iterator[LambdaSeam]:
-    """Route moto's Lambda calls to ``seam``; run Wait states and retry delays ``time_scale`` x faster."""
+    """Route moto's Lambda calls to ``seam``, EventBridge rules' Lambda targets included; run
+    Wait states, timeouts read from the state (the wait for a job's end event) and retry
+    delays ``time_scale`` x faster."""
 
     def invoke_in_process(function: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
         return seam.invoke(function, event if isinstance(event, dict) else {})
@@ -247,10 +263,32 @@ def installed(seam: LambdaSeam, time_scale: float) -> Iterator[LambdaSeam]:
         if wait_seconds > 0:
             env.program_state_event.wait(wait_seconds * time_scale)
 
+    def scaled_timeout(self: TimeoutSecondsPath, env: Any) -> float:
+        seconds: int = unscaled_timeout(self, env)
+        return seconds * time_scale
+
+    def send_to_targets(rule: Rule, event: EventMessageType, transform_input: bool = True) -> None:
+        # moto's EventBridge delivers to queues, logs and buses, not to Lambda: EventBridge
+        # invokes a Lambda target asynchronously, and so does this.
+        if rule.event_pattern.matches_event(event):
+            for target in filter(_is_lambda, rule.targets):
+                arn = parse_arn(target["Arn"])
+                function = lambda_backends[arn.account][arn.region].get_function(target["Arn"])
+                seam.invoke_async(function, dict(copy.deepcopy(event)))
+        others = [target for target in rule.targets if not _is_lambda(target)]
+        if others:
+            rest = copy.copy(rule)
+            rest.targets = others
+            unscaled_send(rest, event, transform_input)
+
+    unscaled_timeout = TimeoutSecondsPath._eval_seconds
+    unscaled_send = Rule.send_to_targets
     with (
         mock.patch.object(LambdaFunction, "_invoke_lambda", invoke_in_process),
         mock.patch.object(s3_notifications, "_get_s3_event", _s3_event_with_version),
         mock.patch.object(WaitFunction, "_wait_interval", scaled_wait),
+        mock.patch.object(TimeoutSecondsPath, "_eval_seconds", scaled_timeout),
         mock.patch.object(retrier_decl, "time", _ScaledTime(time_scale)),
+        mock.patch.object(Rule, "send_to_targets", send_to_targets),
     ):
         yield seam

@@ -13,16 +13,18 @@ requests, so the TLS-only policy is left out), CloudWatch logs and alarms, lifec
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
 import os
+import secrets
 import time
 import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from unittest import mock
 
 import boto3
@@ -38,6 +40,9 @@ from sft_local.template import Resolver, load_template, parameter_values, resour
 from sft_pipeline.adapters.training_bucket import parse_s3_uri
 from sft_pipeline.jobs import UploadRef
 
+if TYPE_CHECKING:
+    from sft_local.api_server import LocalApiServer
+
 REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -49,6 +54,8 @@ LOCAL_PARAMETERS = {
     "MaxPollIntervalSeconds": "2",
     "NotificationEmail": "you@example.com",
 }
+# Serves the providers' webhooks (template.yaml).
+WEBHOOK_FUNCTION = "JobWebhookFunction"
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -88,11 +95,15 @@ class LocalStack:
             or BedrockTimeline(training=1.0, validating=0.2, stopping=0.2, deploying=0.3),
             chat_latency=chat_latency,
         )
+        # What the stack's webhook secret holds, and so what the emulator signs webhooks with.
+        self.webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
         self._parameter_overrides = {**LOCAL_PARAMETERS, **(parameters or {})}
         self._function_logs = function_logs
         self._exit = ExitStack()
         self.resolver: Resolver
         self.seam: LambdaSeam
+        # Serves the webhook route (and any other) while the stack runs.
+        self.api: LocalApiServer
         self.mailbox_url = ""
 
     # ------------------------------------------------------------ lifecycle
@@ -115,6 +126,7 @@ class LocalStack:
             self._exit.callback(self.seam.close)
             self._provision()
             self._exit.callback(self._stop_running_executions)
+            self._send_job_events()
         except BaseException:
             self._exit.close()
             raise
@@ -204,6 +216,7 @@ class LocalStack:
         local_values = {
             "OpenAIApiKeySecret": LOCAL_OPENAI_KEY,
             "SlackWebhookSecret": self.slack.url,
+            "OpenAIWebhookSecret": self.webhook_secret,
         }
         client = boto3.client("secretsmanager")
         for logical, resource in resources_of_type(
@@ -373,17 +386,24 @@ class LocalStack:
             )
 
     def _wire_events(self) -> None:
-        """S3 notifications and SNS subscriptions from the functions' Events."""
+        """S3 notifications, SNS subscriptions and EventBridge rules from the functions'
+        Events (API routes are served by sft_local.api_server)."""
         notifications: dict[str, list[dict[str, Any]]] = {}
         for logical, resource in resources_of_type(
             self.template, "AWS::Serverless::Function"
         ).items():
             arn = self.resolver.attributes[(logical, "Arn")]
-            for event in resource["Properties"].get("Events", {}).values():
-                if event["Type"] not in ("S3", "SNS"):
+            for event_name, event in resource["Properties"].get("Events", {}).items():
+                if event["Type"] not in ("S3", "SNS", "EventBridgeRule"):
                     continue
                 props = self.resolver.resolve(event["Properties"])
-                if event["Type"] == "S3":
+                if event["Type"] == "EventBridgeRule":
+                    # moto matches the pattern; the seam invokes the function, as EventBridge would.
+                    rule = self._physical_name(f"{logical}{event_name}")
+                    events = boto3.client("events")
+                    events.put_rule(Name=rule, EventPattern=json.dumps(props["Pattern"]))
+                    events.put_targets(Rule=rule, Targets=[{"Id": logical, "Arn": arn}])
+                elif event["Type"] == "S3":
                     rules = props.get("Filter", {}).get("S3Key", {}).get("Rules", [])
                     notifications.setdefault(props["Bucket"], []).append(
                         {
@@ -411,6 +431,28 @@ class LocalStack:
                 Bucket=bucket,
                 NotificationConfiguration={"LambdaFunctionConfigurations": configurations},
             )
+
+    def _send_job_events(self) -> None:
+        """The providers tell of their jobs' ends: the OpenAI emulator by signed webhooks to
+        the API's webhook route, the Bedrock stand-in through EventBridge (moto's, whose rule
+        invokes the function). Both stop before moto's mock does."""
+        from sft_local.api_server import LocalApiServer  # noqa: PLC0415 (it builds on this module)
+
+        self.api = self._exit.enter_context(LocalApiServer(self))
+        self.openai.send_webhooks_to(self.api.url(self.webhook_path), self.webhook_secret)
+        self._exit.callback(self.openai.job_events.stop)
+        events = boto3.client("events")
+        self.bedrock.publish_job_events_to(lambda entry: events.put_events(Entries=[entry]))
+        self._exit.callback(self.bedrock.job_events.stop)
+
+    @property
+    def webhook_path(self) -> str:
+        """The API route the webhook function serves (the one without the bearer key)."""
+        events = self.template["Resources"][WEBHOOK_FUNCTION]["Properties"]["Events"]
+        [path] = [
+            event["Properties"]["Path"] for event in events.values() if event["Type"] == "Api"
+        ]
+        return str(path)
 
     def _send_to_queue(self, url: str, body: str) -> None:
         boto3.client("sqs").send_message(QueueUrl=url, MessageBody=body)

@@ -9,10 +9,19 @@ sends it (adapters/notifier.py, adapters/slack.py, adapters/notification_text.py
 from __future__ import annotations
 
 import json
+from datetime import date
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, NonNegativeInt
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+)
 
 from sft_pipeline.evaluation.summary import EvaluationSummary
 from sft_pipeline.jobs import UploadRef
@@ -37,6 +46,12 @@ class Outcome(StrEnum):
     # Not an end: polling has not reached the provider for a while; the job and the
     # workflow go on, and the run's real outcome follows.
     PROVIDER_UNREACHABLE = "provider_unreachable"
+    # Not a run at all: a model in use stops serving soon (the retirement watcher).
+    RETIREMENT_WARNING = "retirement_warning"
+    # A generation spec's run: its data was written (under training/, which starts a
+    # fine-tuning run, or generated/), or none was.
+    GENERATED = "generated"
+    GENERATION_FAILED = "generation_failed"
 
 
 def _shown(limit: int) -> BeforeValidator:
@@ -82,6 +97,24 @@ class DatasetRef(BaseModel):
         return self.key.rsplit("/", 1)[-1] or self.key
 
 
+class RetirementWarning(BaseModel):
+    """A model in use stops serving soon: when, who depends on it, and the one command that
+    retrains it elsewhere. One per model, shutdown date and threshold is ever sent."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model_id: str
+    shutdown_date: date
+    # The warning this is: 30, 7 or 1 days before (the most urgent one due when sent).
+    threshold_days: PositiveInt
+    days_left: NonNegativeInt
+    # The aliases whose current version serves the model.
+    aliases: list[str] = Field(default_factory=list)
+    last_used_on: date | None = None
+    retrain_command: str
+    retrain_api: str
+
+
 class Notification(BaseModel):
     """What the workflow publishes at the end of a run; small and JSON-serialisable."""
 
@@ -121,6 +154,11 @@ class Notification(BaseModel):
     evaluation_error: Annotated[str | None, _shown(MAX_ERROR_CHARS)] = None
     # The model card (Markdown and HTML) in the bucket.
     model_card_uri: str | None = None
+    # A retirement warning's facts (outcome RETIREMENT_WARNING only).
+    retirement: RetirementWarning | None = None
+    # A generation run's teacher model, and where its training file was written.
+    teacher: str | None = None
+    output_uri: str | None = None
 
     @property
     def duration_seconds(self) -> int | None:
@@ -213,8 +251,38 @@ _HINTS: dict[str, str] = {
         ("invalid_api_key", "authentication_failed", "authentication_error"), _AUTHENTICATION_HINT
     ),
     "invalid_job_setting": _SETTINGS_HINT,
+    "lineage_changed": (
+        "The training file's version no longer holds the data the model was trained on (its "
+        "sha256 differs from the lineage's), so nothing was retrained. Upload the data you "
+        "trust as a new file to train a new model."
+    ),
+    "lineage_version_gone": (
+        "The exact training file version the model was trained on is gone from the bucket, "
+        "so nothing was retrained. Upload the data again as a new file to train a new model."
+    ),
     "cost_unknown": _COST_UNKNOWN_HINT,
     "cost_cap_exceeded": _COST_CAP_HINT,
+    "invalid_generation_spec": (
+        "Fix the fields named in the error (sft generate SPEC checks a spec the same way on "
+        "a laptop), then upload the spec again; the new version starts a new run."
+    ),
+    "generation_cost_cap": (
+        "The teacher's estimated cost is over the cap. Raise cost-cap-usd in the spec (or the "
+        f"stack's {COST_CAP_PARAMETER}), or ask for fewer examples, then upload the spec again."
+    ),
+    "generation_cost_unknown": (
+        "The teacher model's price is unknown, so the cost cap cannot be checked. Set "
+        "cost-cap-usd: 0 in the spec to go ahead anyway, or pick a teacher with a known price."
+    ),
+    "generation_incomplete": (
+        "The teacher's answers kept being refused (the error says why: duplicates, malformed "
+        "answers, examples the validator refuses). Vary the topics or their descriptions, or "
+        "try another teacher, then upload the spec again; nothing was written."
+    ),
+    "generation_invalid": (
+        "The generated examples did not pass the validator as a whole, so nothing was "
+        "written. Run sft generate on the spec to see the report, then upload the spec again."
+    ),
     Outcome.TIMED_OUT.value: (
         "The job was cancelled after the stack's maximum duration. Raise the "
         f"{MAX_JOB_DURATION_PARAMETER} stack parameter (or train on a smaller file), "
@@ -233,8 +301,28 @@ _HINTS: dict[str, str] = {
 
 
 def hint_for(n: Notification) -> str | None:
-    """What to do next after a run that did not succeed; None after a success."""
-    if n.outcome is Outcome.SUCCEEDED:
+    """What to do next after a run that did not succeed, or about a retiring model; None
+    after a success."""
+    if n.retirement is not None:
+        warning = n.retirement
+        aliases = ", ".join(warning.aliases)
+        moved = (
+            f" The evaluation gate moves {warning.aliases[0]} to the new model when it is at "
+            "least as good."
+            if warning.aliases
+            else ""
+        )
+        others = (
+            f" Point the other aliases ({aliases}) at it with PUT /aliases/{{name}}."
+            if len(warning.aliases) > 1
+            else ""
+        )
+        return (
+            f"Retrain it on another provider before {warning.shutdown_date.isoformat()}, on "
+            f"the same dataset version: {warning.retrain_command} (or {warning.retrain_api})."
+            f"{moved}{others}"
+        )
+    if n.outcome in (Outcome.SUCCEEDED, Outcome.GENERATED):
         return None
     # A timeout is always ours (the stack cancelled the job), whatever code came with it;
     # an outage notice is about a job still running, whatever error the provider sent.

@@ -66,6 +66,8 @@ class StorageLayout(Settings):
     prepared_prefix: str = "prepared/"
     # Where Bedrock writes each job's metrics.
     bedrock_output_prefix: str = "bedrock-output/"
+    # Retrain orders (sft retrain, POST /models/{id}/retrain), which the validation step runs.
+    retrain_prefix: str = "retrain/"
 
 
 class StorageSettings(StorageLayout):
@@ -84,17 +86,29 @@ class NotifierSettings(Settings):
     notification_topic_arn: ResourceName = Field(description="the notification topic's ARN")
 
 
-class JobDefaultsSettings(StorageLayout):
-    """What the validation step decides a run with: the stack-wide job settings (an upload's
-    metadata overrides them) and how the workflow polls."""
+class StackDefaultsSettings(StorageLayout):
+    """Who trains which base model under which cost cap when an upload (or a generation
+    spec) names none."""
 
     default_provider: str = "openai"
     default_base_model: str = "gpt-4o-mini-2024-07-18"
+    # 0 means no cap.
+    default_cost_cap_usd: float = Field(default=0, ge=0)
+
+
+class GenerationWorkflowSettings(Settings):
+    generation_state_machine_arn: ResourceName = Field(
+        description="the generation state machine's ARN"
+    )
+
+
+class JobDefaultsSettings(StackDefaultsSettings):
+    """What the validation step decides a run with: the stack-wide job settings (an upload's
+    metadata overrides them) and how the workflow polls."""
+
     default_n_epochs: str = "auto"
     default_batch_size: str = "auto"
     default_learning_rate_multiplier: str = "auto"
-    # 0 means no cap.
-    default_cost_cap_usd: float = Field(default=0, ge=0)
     poll_interval_seconds: int = Field(default=60, ge=0)
     max_poll_interval_seconds: int = Field(default=600, ge=0)
     max_job_duration_hours: float = Field(default=24, gt=0)
@@ -193,6 +207,39 @@ class ApiSettings(ProviderSettings, RegistrySettings, ApiLimits):
 
 
 class ApiAuthorizerSettings(RegistrySettings):
+    pass
+
+
+class RetirementWatcherSettings(RegistrySettings, NotifierSettings):
+    # Named in the warnings' retrain command (sft retrain ... --stack).
+    stack_name: ResourceName = Field(description="the stack's name")
+
+
+class WaitForJobSettings(RegistrySettings):
+    pass
+
+
+class JobWebhookSettings(RegistrySettings, WorkflowSettings):
+    openai_webhook_secret_arn: ResourceName = Field(
+        description="the ARN of the secret holding the webhook signing secret (whsec_...)"
+    )
+
+
+class BedrockJobEventSettings(RegistrySettings, WorkflowSettings):
+    pass
+
+
+class StartGenerationSettings(
+    StackDefaultsSettings, RegistrySettings, NotifierSettings, GenerationWorkflowSettings
+):
+    pass
+
+
+class GenerateBatchSettings(ProviderSettings):
+    pass
+
+
+class FinishGenerationSettings(StorageLayout, RegistrySettings, NotifierSettings):
     pass
 
 

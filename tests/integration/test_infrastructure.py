@@ -26,7 +26,7 @@ import subprocess
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from pydantic import BaseModel
@@ -41,6 +41,7 @@ from sft_local.template import (
 from sft_pipeline import settings as settings_module
 from sft_pipeline.adapters.slack import DISABLED_VALUES
 from sft_pipeline.adapters.training_bucket import LINEAGE_TAG, UNREGISTERED
+from sft_pipeline.generation.run import GENERATED_PREFIX, WORK_PREFIX, GenerationState
 from sft_pipeline.jobs import (
     EvaluationOutcome,
     JobProgress,
@@ -63,6 +64,10 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template(ROOT / "template.yaml")
 RESOURCES: dict[str, dict[str, Any]] = TEMPLATE["Resources"]
 ASL_FILES = sorted((ROOT / "statemachine").glob("*.asl.json"))
+# The workflow that polls a provider's job; the generation workflow has no poll loop.
+FINE_TUNE_ASL = ROOT / "statemachine" / "fine_tune.asl.json"
+# What each state machine carries between its tasks, when it is not the fine-tuning workflow's.
+STATE_MODELS: dict[str, type[BaseModel]] = {"generate.asl.json": GenerationState}
 ASL_VALIDATOR = ROOT / ".tools" / "node_modules" / ".bin" / "asl-validator"
 
 PROVIDER_RETRIED_ERRORS = (ProviderTransientError.__name__, ProviderRateLimitError.__name__)
@@ -424,15 +429,20 @@ def catching_states(definition: dict[str, Any]) -> Iterator[tuple[str, dict[str,
             yield name, state
 
 
-def calls_a_provider(state: dict[str, Any]) -> bool:
+def calls_a_provider(state: dict[str, Any], path: Path) -> bool:
     """Whether the task's function is one that reaches a provider (it is given the key)."""
     match = SUBSTITUTION.search(json.dumps(state.get("Parameters", {})))
     if match is None:
         return False
-    _, props = state_machine_for(ASL_FILES[0])
+    _, props = state_machine_for(path)
     function = ref_target(props["DefinitionSubstitutions"][match.group(1)])
     variables = functions()[function]["Properties"].get("Environment", {}).get("Variables", {})
     return "OPENAI_SECRET_ARN" in variables
+
+
+def waits_for_an_event(state: dict[str, Any]) -> bool:
+    """A task that holds a task token until an event (or its timeout) ends it."""
+    return str(state.get("Resource", "")).endswith(".waitForTaskToken")
 
 
 def all_states(definition: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -552,7 +562,11 @@ class TestStateMachineGraph:
         definition = load_asl(path)
         for name, state in tasks(definition):
             assert state.get("Retry"), f"{name} has no Retry"
-            assert "TimeoutSeconds" in state, f"{name} has no TimeoutSeconds"
+            if waits_for_an_event(state):
+                # Its timeout is the poll interval, read from the job.
+                assert model_has_path(state["TimeoutSecondsPath"]), name
+            else:
+                assert "TimeoutSeconds" in state, f"{name} has no TimeoutSeconds"
         for name, state in catching_states(definition):
             assert state.get("Catch"), f"{name} has no Catch"
             assert state["Catch"][-1]["ErrorEquals"] == ["States.ALL"], (
@@ -574,7 +588,7 @@ class TestStateMachineGraph:
     def test_tasks_retry_the_provider_errors_by_class_name(self, path: Path) -> None:
         for name, state in tasks(load_asl(path)):
             retried = [e for retrier in state["Retry"] for e in retrier["ErrorEquals"]]
-            for error in PROVIDER_RETRIED_ERRORS if calls_a_provider(state) else ():
+            for error in PROVIDER_RETRIED_ERRORS if calls_a_provider(state, path) else ():
                 assert error in retried, f"{name} does not retry {error}"
             if state["Resource"] == LAMBDA_INVOKE:
                 for error in LAMBDA_SERVICE_ERRORS:
@@ -592,10 +606,14 @@ class TestStateMachineGraph:
                     assert retrier.get("JitterStrategy") == "FULL", f"{name}: no jitter"
 
     def test_a_catch_never_leads_back_into_its_task(self, path: Path) -> None:
-        """Error handling ends the run: FinishJob's Catch has its own Fail state."""
+        """Error handling ends the run: FinishJob's Catch has its own Fail state. The one
+        exception is the wait for a job's end event: its timeout, or a failure to park its
+        token, leads to the ordinary poll, which the poll loop bounds."""
         for _, scope in scopes(load_asl(path)):
             states = scope["States"]
             for name, state in states.items():
+                if waits_for_an_event(state):
+                    continue
                 for catcher in state.get("Catch", []):
                     assert name not in reachable(states, catcher["Next"]), (
                         f"{name}'s Catch ({catcher['Next']}) leads back into {name}"
@@ -603,7 +621,7 @@ class TestStateMachineGraph:
 
     def test_wait_takes_its_duration_from_the_job(self, path: Path) -> None:
         waits = [(n, s) for n, s in all_states(load_asl(path)) if s["Type"] == "Wait"]
-        assert waits, "the poll loop needs a Wait state"
+        assert waits or path != FINE_TUNE_ASL, "the poll loop needs a Wait state"
         for name, state in waits:
             assert "SecondsPath" in state, f"{name} must use SecondsPath"
             assert not {"Seconds", "Timestamp", "TimestampPath"} & set(state), name
@@ -613,9 +631,16 @@ class TestStateMachineGraph:
 
     def test_choices_branch_on_fields_and_values_the_code_produces(self, path: Path) -> None:
         job_states = {s.value for s in JobState}
+        carried = STATE_MODELS.get(path.name)
         for name, state in all_states(load_asl(path)):
             for choice in state.get("Choices", []):
                 variable = choice["Variable"]
+                if carried is not None:
+                    field = carried.model_fields.get(variable.removeprefix("$."))
+                    assert field is not None, f"{name}: {variable} is not a task input field"
+                    allowed = get_args(field.annotation)
+                    assert not allowed or choice["StringEquals"] in allowed, f"{name}: {choice}"
+                    continue
                 assert model_has_path(variable), f"{name}: {variable} is not a task input field"
                 if variable == "$.job.state":
                     assert choice["StringEquals"] in job_states, f"{name}: {choice}"
@@ -626,7 +651,7 @@ class TestStateMachineGraph:
 
     def test_the_execution_outlasts_the_longest_allowed_job(self, path: Path) -> None:
         """The poll loop's own timeout (which cancels the job) must fire first."""
-        definition = load_asl(path)
+        definition = load_asl(FINE_TUNE_ASL)
         parameters = TEMPLATE["Parameters"]
         longest = parameters["MaxJobDurationHours"]["MaxValue"] * 3600
         last_wait = parameters["MaxPollIntervalSeconds"]["MaxValue"]
@@ -816,15 +841,43 @@ class TestFunction:
         assert not missing, f"{function}: template.yaml does not set {missing}"
 
 
-def validation_function() -> tuple[str, dict[str, Any]]:
-    found = [
-        (logical, event["Properties"])
+def s3_triggers() -> dict[str, dict[str, Any]]:
+    """Each S3 event of any function by its prefix, with the function it triggers."""
+    found = {
+        _prefix(event["Properties"]): {"function": logical, **event["Properties"]}
         for logical, resource in functions().items()
         for event in resource["Properties"].get("Events", {}).values()
         if event["Type"] == "S3"
-    ]
-    assert len(found) == 1, "exactly one function is triggered by uploads"
-    return found[0]
+    }
+    assert {trigger["function"] for trigger in found.values()} == {
+        found["training/"]["function"],
+        found[GENERATION_PREFIX]["function"],
+    }, "only the validation and generation functions are triggered by the bucket"
+    return found
+
+
+GENERATION_PREFIX = "generation/"
+
+
+def _prefix(event: dict[str, Any]) -> str:
+    return next(r["Value"] for r in event["Filter"]["S3Key"]["Rules"] if r["Name"] == "prefix")
+
+
+def validation_function() -> tuple[str, dict[str, Any]]:
+    trigger = dict(s3_triggers()["training/"])
+    return trigger.pop("function"), trigger
+
+
+def test_retrain_orders_trigger_the_validation_step_and_nothing_else() -> None:
+    """The API and sft retrain write orders where the validation step's second trigger
+    watches, and nothing the pipeline writes lands there."""
+    trigger = s3_triggers()[StorageLayout.model_fields["retrain_prefix"].default]
+    assert trigger["function"] == validation_function()[0]
+    rules = {rule["Name"]: rule["Value"] for rule in trigger["Filter"]["S3Key"]["Rules"]}
+    assert rules == {"prefix": "retrain/", "suffix": ".json"}
+    defaults = StorageLayout.model_fields
+    for written in ("reports_prefix", "prepared_prefix", "bedrock_output_prefix"):
+        assert not str(defaults[written].default).startswith(rules["prefix"]), written
 
 
 def test_upload_trigger_is_filtered_to_training_jsonl() -> None:
@@ -838,6 +891,22 @@ def test_upload_trigger_is_filtered_to_training_jsonl() -> None:
     assert defaults["training_prefix"].default == rules["prefix"]
     for written in ("reports_prefix", "prepared_prefix"):
         assert not str(defaults[written].default).startswith(rules["prefix"]), written
+
+
+def test_generation_specs_start_a_generation_run_and_its_writes_trigger_nothing_of_theirs() -> None:
+    """Specs under generation/ start the generation function, never the validation step; the
+    run's work, held-out files and reports land where no trigger watches; its result goes
+    under training/, which starts the validation step as any upload does."""
+    trigger = s3_triggers()[GENERATION_PREFIX]
+    assert trigger["function"] != validation_function()[0]
+    assert settings_of(trigger["function"]).__name__ == "StartGenerationSettings"
+    assert "s3:ObjectCreated:*" in as_list(trigger["Events"])
+    reports = StorageLayout.model_fields["reports_prefix"].default
+    for written in (WORK_PREFIX, GENERATED_PREFIX, reports):
+        assert not any(str(written).startswith(prefix) for prefix in s3_triggers()), written
+    config = properties(trigger["function"])["EventInvokeConfig"]
+    assert config["MaximumRetryAttempts"] <= 2
+    assert config["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
 
 
 def test_upload_trigger_is_bounded_and_dead_lettered() -> None:
@@ -918,6 +987,8 @@ def test_task_timeouts_cover_their_function_timeouts() -> None:
         logical, props = state_machine_for(path)
         substitutions = props.get("DefinitionSubstitutions", {})
         for name, state in tasks(load_asl(path)):
+            if waits_for_an_event(state):
+                continue  # it only parks a token; a late one is refused, nothing is repeated
             used = SUBSTITUTION.findall(json.dumps(state.get("Parameters", {})))
             for function in {ref_target(substitutions[u]) for u in used if u in substitutions}:
                 if function not in functions():

@@ -10,9 +10,11 @@ from collections.abc import Callable, Sequence
 
 from sft_local.emulated_answers import DEFAULT_CHAT_LATENCY
 from sft_local.http_service import LocalHttpServer, ManualClock, Reply
+from sft_local.job_end_events import JobEndEvents
 from sft_local.openai_emulator.app import EmulatorApp, RecordedRequest
 from sft_local.openai_emulator.faults import FaultInjector
 from sft_local.openai_emulator.state import EmulatorState, JobTimeline
+from sft_local.openai_emulator.webhooks import JobEnd, WebhookSender
 
 
 class OpenAIEmulator:
@@ -26,6 +28,7 @@ class OpenAIEmulator:
     ``chat_latency`` seconds (0 for instant answers); ``sleep`` is how the emulator
     waits, out for a test's fake (default: a wait that shutdown cuts short).
     ``faults`` injects failures, ``requests`` is the log of every request answered.
+    ``send_webhooks_to`` makes it tell each job's end by a signed webhook, as OpenAI does.
     """
 
     def __init__(
@@ -43,7 +46,12 @@ class OpenAIEmulator:
         self._clock = ManualClock(clock)
         self._stopping = threading.Event()
         state = EmulatorState(
-            timeline=timeline or JobTimeline(), organization=organization, now=self.now
+            timeline=timeline or JobTimeline(),
+            organization=organization,
+            now=self.now,
+            on_job_end=lambda job_id, status, at: self.job_events.announce(
+                JobEnd(job_id, status, at)
+            ),
         )
         self._app = EmulatorApp(
             state,
@@ -51,6 +59,8 @@ class OpenAIEmulator:
             chat_latency=chat_latency,
             sleep=sleep or self._stopping.wait,
         )
+        # Webhooks: off until send_webhooks_to names an endpoint.
+        self.job_events: JobEndEvents[JobEnd] = JobEndEvents(self._app.catch_up)
         self._http = LocalHttpServer(self._serve, name="openai-emulator", host=host, port=port)
 
     def _serve(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
@@ -77,6 +87,12 @@ class OpenAIEmulator:
     def base_url(self) -> str:
         return self._http.url("/v1")
 
+    def send_webhooks_to(self, url: str, secret: str) -> None:
+        """Sign each job's end (fine_tuning.job.succeeded, failed, cancelled) with ``secret``
+        (``whsec_...``) and POST it to ``url``, as a registered webhook endpoint gets it;
+        ``job_events`` holds what was sent and can drop events."""
+        self.job_events.deliver_to(WebhookSender(url, secret))
+
     def now(self) -> float:
         return self._clock.now()
 
@@ -92,6 +108,7 @@ class OpenAIEmulator:
     def stop(self) -> None:
         # Injected delays end at once, so shutting down never waits for them.
         self._stopping.set()
+        self.job_events.stop()
         self._http.stop()
 
     def __enter__(self) -> OpenAIEmulator:

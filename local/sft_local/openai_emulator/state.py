@@ -152,8 +152,17 @@ class JobRecord:
 class EmulatorState:
     """Everything the emulated organisation owns. See the module docstring for the clock."""
 
-    def __init__(self, *, timeline: JobTimeline, organization: str, now: Callable[[], float]):
+    def __init__(
+        self,
+        *,
+        timeline: JobTimeline,
+        organization: str,
+        now: Callable[[], float],
+        on_job_end: Callable[[str, str, float], None] | None = None,
+    ):
         self.timeline = timeline
+        # Told (job id, final status, when) as each job ends: the webhooks' source.
+        self._on_job_end = on_job_end
         self.organization = organization
         self.organization_id = f"org-{organization}"
         self.now = now
@@ -324,6 +333,7 @@ class EmulatorState:
         job.status = "cancelled"
         job.estimated_finish = None
         record.add_event(self.now(), "Fine-tuning job cancelled")
+        self._ended(job.id, job.status, self.now())
         return job
 
     def catch_up(self) -> None:
@@ -388,6 +398,7 @@ class EmulatorState:
         job.finished_at = int(record.validated_at)
         job.error = JobError(code=failure.code, message=failure.message, param=failure.param)
         record.add_event(record.validated_at, failure.message, level="error")
+        self._ended(job.id, job.status, record.validated_at)
 
     def _succeed_job(self, record: JobRecord) -> None:
         job = record.job
@@ -414,6 +425,11 @@ class EmulatorState:
         )
         record.add_event(finished, f"New fine-tuned model created: {model_name}")
         record.add_event(finished, "The job has successfully completed")
+        self._ended(job.id, job.status, finished)
+
+    def _ended(self, job_id: str, status: str, at: float) -> None:
+        if self._on_job_end is not None:
+            self._on_job_end(job_id, status, at)
 
     def _fine_tunable_model(self, name: str) -> tuple[str, BaseModelInfo]:
         """The model name the job reports (the dated snapshot) and the base it builds on."""

@@ -45,7 +45,25 @@ STYLES: dict[Outcome, Style] = {
         ":satellite_antenna:",
         "We cannot reach the provider; the job continues; we keep checking.",
     ),
+    Outcome.RETIREMENT_WARNING: Style(
+        "Model retiring",
+        ":calendar:",
+        "A model in use stops serving soon, with its base model; calls to it will then fail.",
+    ),
+    Outcome.GENERATED: Style(
+        "Training data generated",
+        ":sparkles:",
+        "The teacher's examples passed the validator and were written.",
+    ),
+    Outcome.GENERATION_FAILED: Style(
+        "Data generation failed", ":x:", "No training data was written for the spec."
+    ),
 }
+
+
+def headline(n: Notification) -> str:
+    """What the message is about: the retiring model, else the run's file."""
+    return n.model_id if n.retirement and n.model_id else n.dataset.file_name
 
 
 class Fact(NamedTuple):
@@ -58,12 +76,24 @@ def summary_facts(n: Notification) -> list[Fact]:
     """The facts people scan first (Slack shows them as section fields)."""
     dataset = n.dataset
     version = f" (version {dataset.version_id})" if dataset.version_id else ""
-    facts = [
-        Fact("Status", n.outcome.value.replace("_", " ").capitalize()),
-        Fact("Dataset", dataset.s3_uri + version, "code"),
-    ]
+    facts = [Fact("Status", n.outcome.value.replace("_", " ").capitalize())]
+    if warning := n.retirement:
+        days = "today" if warning.days_left == 0 else f"in {_days(warning.days_left)}"
+        facts += [
+            Fact("Stops serving", f"{warning.shutdown_date.isoformat()} ({days})"),
+            Fact("Aliases", ", ".join(warning.aliases) or "none serve it"),
+            Fact(
+                "Last called",
+                warning.last_used_on.isoformat() if warning.last_used_on else "not recorded",
+            ),
+        ]
+    facts.append(Fact("Spec" if n.teacher else "Dataset", dataset.s3_uri + version, "code"))
     if dataset.examples is not None:
         facts.append(Fact("Examples", f"{dataset.examples:,}"))
+    if n.teacher:
+        facts.append(Fact("Teacher", f"{n.teacher} ({n.provider})"))
+    if n.output_uri:
+        facts.append(Fact("Written to", n.output_uri, "code"))
     if n.base_model:
         facts.append(Fact("Base model", f"{n.base_model} ({n.provider})"))
     if n.model_id:
@@ -153,6 +183,9 @@ def reference_facts(n: Notification) -> list[Fact]:
 def subject_for(n: Notification) -> str:
     """The SNS email subject: ASCII, one line, at most 100 characters."""
     head = f"{STYLES[n.outcome].title}: "
+    if n.retirement is not None:
+        head = f"{STYLES[n.outcome].title} in {_days(n.retirement.days_left)}: "
+        return head + _shorten_middle(_ascii_line(headline(n)), SNS_SUBJECT_MAX_CHARS - len(head))
     if n.outcome is Outcome.SUCCEEDED and n.model_id:
         frame, detail = " -> {}", n.model_id
     elif n.error_code:
@@ -178,6 +211,10 @@ def _ascii_line(text: str) -> str:
     """SNS subjects must be printable ASCII on one line."""
     flat = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     return "".join(char for char in " ".join(flat.split()) if char.isprintable())
+
+
+def _days(days: int) -> str:
+    return "1 day" if days == 1 else f"{days} days"
 
 
 def _duration(seconds: int) -> str:

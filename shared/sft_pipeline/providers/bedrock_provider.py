@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, Field
 
 from sft_pipeline.adapters.training_bucket import parse_s3_uri
 from sft_pipeline.evaluation.report_html import LossPoint
+from sft_pipeline.job_events import JobEvent
 from sft_pipeline.jobs import JobState, ProviderName
 from sft_pipeline.providers import Purpose
 from sft_pipeline.providers.base import (
@@ -41,6 +43,7 @@ from sft_pipeline.providers.base import (
 from sft_pipeline.providers.converse_format import (
     UnsupportedRequestError,
     from_converse,
+    structured_output_tool,
     to_converse,
 )
 from sft_pipeline.providers.nova_format import convert_jsonl
@@ -370,7 +373,7 @@ class BedrockProvider:
         except (UnsupportedRequestError, ValueError) as unsupported:
             raise ProviderPermanentError("invalid_request_error", str(unsupported)) from None
         answer = self._call(self._runtime.converse, **request)
-        return from_converse(answer, body["model"])
+        return from_converse(answer, body["model"], structured_output_tool(body))
 
 
 def build(settings: ProviderSettings, purpose: Purpose) -> BedrockProvider:
@@ -396,4 +399,29 @@ def _build(settings: ProviderSettings, purpose: Purpose) -> BedrockProvider:
             output_prefix=settings.bedrock_output_prefix,
             deploy_on_demand=settings.bedrock_deploy_on_demand,
         ),
+    )
+
+
+class _JobStateChange(BaseModel):
+    """The part of Bedrock's "Model Customization Job State Change" event the pipeline reads."""
+
+    job_arn: str = Field(alias="jobArn", min_length=1)
+    job_status: str = Field(alias="jobStatus")
+
+
+class _EventBridgeEvent(BaseModel):
+    id: str
+    detail_type: str = Field(alias="detail-type")
+    detail: _JobStateChange
+
+
+def job_event_from_eventbridge(event: dict[str, Any]) -> JobEvent:
+    """An EventBridge event about a customization job, as a job event: the job's id is its ARN
+    (what get_job takes), and an ended status (Completed, Failed, Stopped) reports its end."""
+    parsed = _EventBridgeEvent.model_validate(event)
+    job = parsed.detail
+    return JobEvent(
+        delivery_id=parsed.id,
+        kind=f"{parsed.detail_type}: {job.job_status}"[:200],
+        ended_job_id=job.job_arn if job.job_status in STATE_BY_STATUS else None,
     )
