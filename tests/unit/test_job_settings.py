@@ -91,7 +91,10 @@ def test_a_zero_cost_cap_means_no_cap() -> None:
         ({"alias": "ft:gpt-4o-mini:acme"}, "alias: must be an alias name"),
         ({"alias": "bot@2"}, "alias: must be an alias name"),
         ({"alias": "a" * 64}, "alias: must be an alias name"),
-        ({"promote": "sometimes"}, "promote: must be one of if-better, if-not-worse, always, never"),
+        (
+            {"promote": "sometimes"},
+            "promote: must be one of if-better, if-not-worse, always, never",
+        ),
         ({"promote": ""}, "promote: must be one of"),
         ({"min-improvement": "nan"}, "min-improvement: Input should be a finite number"),
         ({"min-improvement": "inf"}, "min-improvement: Input should be a finite number"),
