@@ -479,7 +479,8 @@ class LocalStack:
         return self.ref("FineTuneStateMachine")
 
     def table(self) -> Any:
-        return boto3.resource("dynamodb").Table(self.ref("RegistryTable"))
+        # The region named, not read from the environment a running function may be swapping.
+        return boto3.resource("dynamodb", region_name=REGION).Table(self.ref("RegistryTable"))
 
     def upload(self, data: bytes, key: str, metadata: dict[str, str] | None = None) -> UploadRef:
         """Put a training file in the bucket; S3 triggers validation as it would on AWS."""
