@@ -7,6 +7,11 @@ moto's own error plumbing, so a raised exception reaches Step Functions under it
 class name, as on AWS. Invocations from S3, SNS and EventBridge rules are asynchronous on
 AWS: here too they are retried, and then sent to the function's failure destination.
 S3 events name the object version they are about, as S3's do (moto's leave it out).
+
+Invocations of one function run at the same time, as Lambda runs them in containers of
+their own (a Map's ten shard tasks answer together); invocations of different functions
+take turns, since they share this process's environment variables, stdout and the
+composition root's cached adapters.
 """
 
 from __future__ import annotations
@@ -15,25 +20,35 @@ import copy
 import importlib.util
 import json
 import os
+import sys
 import threading
 import time
 import traceback
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext, redirect_stdout
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
 from unittest import mock
 
+from botocore.session import Session as BotocoreSession
 from moto.awslambda.models import LambdaFunction, lambda_backends
+from moto.dynamodb.models import DynamoDBBackend
 from moto.events.models import Rule
 from moto.events.utils import EventMessageType
 from moto.s3 import notifications as s3_notifications
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
-from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSecondsPath
+from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import (
+    EvalTimeoutError,
+    TimeoutSecondsPath,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
+    StateTaskService,
+)
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
     WaitFunction,
 )
@@ -41,6 +56,8 @@ from moto.utilities.arns import parse_arn
 
 Handler = Callable[[dict[str, Any], Any], Any]
 ASYNC_SOURCES = ("aws:s3", "aws:sns")
+# moto's DynamoDB writes that check a condition: DynamoDB applies the check and the write as one.
+CONDITIONAL_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
 
 
 @dataclass(frozen=True)
@@ -76,23 +93,19 @@ class LambdaSeam:
         default_factory=lambda: ThreadPoolExecutor(max_workers=1)
     )
     _pending: list[Future[None]] = field(default_factory=list)
-    # Environment variables are process-wide: one invocation at a time (re-entrant,
-    # since a handler may publish to SNS, which invokes a subscriber synchronously).
-    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _gate: _FunctionGate = field(init=False)
+    _loading: threading.Lock = field(default_factory=threading.Lock)
     _modules: dict[str, ModuleType] = field(default_factory=dict)
     _warm_function: str | None = None
 
+    def __post_init__(self) -> None:
+        self._gate = _FunctionGate(self._set_up_for)
+
     def _load(self, name: str, code: FunctionCode) -> Handler:
         module_name, _, attribute = code.handler.rpartition(".")
-        if name not in self._modules:
-            spec = importlib.util.spec_from_file_location(
-                f"sft_functions.{name}", code.path / f"{module_name}.py"
-            )
-            if spec is None or spec.loader is None:
-                raise ImportError(f"cannot load {code.path / module_name}.py")
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            self._modules[name] = module
+        with self._loading:  # the first invocations of a function may arrive together
+            if name not in self._modules:
+                self._modules[name] = _import_handler_module(name, code.path / f"{module_name}.py")
         handler: Handler = getattr(self._modules[name], attribute)
         return handler
 
@@ -133,15 +146,7 @@ class LambdaSeam:
     def _run_once(
         self, function: LambdaFunction, code: FunctionCode, event: dict[str, Any], attempt: int
     ) -> tuple[str, bool]:
-        output = redirect_stdout(self.log_stream) if self.log_stream else nullcontext()
-        with self._lock, output, mock.patch.dict(os.environ, _runtime_env(function, code)):
-            if self._warm_function != function.function_name:
-                # Each function has a container of its own on AWS: one process here, so the
-                # adapters built for the previous function (its settings) are dropped.
-                from sft_pipeline import runtime  # noqa: PLC0415
-
-                runtime.reset()
-                self._warm_function = function.function_name
+        with self._gate.entered(function.function_name, _runtime_env(function, code)):
             try:
                 result = self._load(function.function_name, code)(event, _Context(function))
             except Exception as exc:
@@ -157,6 +162,96 @@ class LambdaSeam:
                 ), True
         self.invocations.append(Invocation(function.function_name, event, None, attempt))
         return json.dumps(result), False
+
+    def _set_up_for(self, function_name: str, environment: dict[str, str]) -> Callable[[], None]:
+        """Make the process the named function's container; returns what undoes it.
+
+        The environment is set and put back key by key, never cleared, so a thread outside
+        every invocation (a test reading the table) never sees an empty one."""
+        before = {name: os.environ.get(name) for name in environment}
+        os.environ.update(environment)
+        stdout = sys.stdout
+        if self.log_stream:
+            sys.stdout = self.log_stream
+        if self._warm_function != function_name:
+            # Each function has a container of its own on AWS: one process here, so the
+            # adapters built for the previous function (its settings) are dropped.
+            from sft_pipeline import runtime  # noqa: PLC0415
+
+            runtime.reset()
+            self._warm_function = function_name
+
+        def undo() -> None:
+            sys.stdout = stdout
+            for name, value in before.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+        return undo
+
+
+class _FunctionGate:
+    """Lets invocations of the function the process is set up for overlap, and makes any other
+    function wait until they are all done (no new one joins while another function waits)."""
+
+    def __init__(self, set_up: Callable[[str, dict[str, str]], Callable[[], None]]) -> None:
+        self._set_up = set_up
+        self._turn = threading.Condition()
+        self._function: str | None = None
+        self._running = 0
+        self._waiting: Counter[str] = Counter()
+        self._undo: Callable[[], None] = lambda: None
+        self._inside = threading.local()
+
+    @contextmanager
+    def entered(self, function_name: str, environment: dict[str, str]) -> Iterator[None]:
+        caller = getattr(self._inside, "function", None)
+        if caller is not None:
+            # On AWS the called function runs in a container of its own; here it would wait
+            # for its caller to end.
+            raise RuntimeError(
+                f"{caller} invoked {function_name} synchronously, which the local stack's "
+                "Lambda seam cannot run"
+            )
+        with self._turn:
+            self._waiting[function_name] += 1
+            while not self._may_enter(function_name):
+                self._turn.wait()
+            self._waiting[function_name] -= 1
+            if self._running == 0:
+                self._function = function_name
+                self._undo = self._set_up(function_name, environment)
+            self._running += 1
+        self._inside.function = function_name
+        try:
+            yield
+        finally:
+            self._inside.function = None
+            with self._turn:
+                self._running -= 1
+                if self._running == 0:
+                    self._undo()
+                    self._function = None
+                    self._turn.notify_all()
+
+    def _may_enter(self, function_name: str) -> bool:
+        if self._running == 0:
+            return True
+        others_waiting = any(
+            count for name, count in self._waiting.items() if name != function_name
+        )
+        return self._function == function_name and not others_waiting
+
+
+def _import_handler_module(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"sft_functions.{name}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _is_async(event: dict[str, Any]) -> bool:
@@ -250,11 +345,20 @@ def _is_lambda(target: dict[str, Any]) -> bool:
     return str(target["Arn"]).startswith("arn:aws:lambda:")
 
 
+def _one_at_a_time(method: Callable[..., Any], lock: threading.RLock) -> Callable[..., Any]:
+    def serialised(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return method(*args, **kwargs)
+
+    return serialised
+
+
 @contextmanager
 def installed(seam: LambdaSeam, time_scale: float) -> Iterator[LambdaSeam]:
     """Route moto's Lambda calls to ``seam``, EventBridge rules' Lambda targets included; run
     Wait states, timeouts read from the state (the wait for a job's end event) and retry
-    delays ``time_scale`` x faster."""
+    delays ``time_scale`` x faster. Functions running at once share boto3's default session
+    and moto's backends, so client creation and DynamoDB's conditional writes take turns."""
 
     def invoke_in_process(function: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
         return seam.invoke(function, event if isinstance(event, dict) else {})
@@ -266,6 +370,16 @@ def installed(seam: LambdaSeam, time_scale: float) -> Iterator[LambdaSeam]:
     def scaled_timeout(self: TimeoutSecondsPath, env: Any) -> float:
         seconds: int = unscaled_timeout(self, env)
         return seconds * time_scale
+
+    def scheduled_unless_timed_out(self: StateTaskService, env: Any, **kwargs: Any) -> None:
+        # moto runs a task with a timeout in a thread of its own and, when the timeout fires,
+        # ends that thread's frame but not the thread: a task it had not yet scheduled would
+        # still record a TaskScheduled event, reading its timeout from a stack the ended frame
+        # no longer fills (GetExecutionHistory then fails). On AWS a timed-out task is over.
+        with env._state_mutex:
+            if not env.is_running():
+                raise EvalTimeoutError()
+            unscaled_scheduled(self, env=env, **kwargs)
 
     def send_to_targets(rule: Rule, event: EventMessageType, transform_input: bool = True) -> None:
         # moto's EventBridge delivers to queues, logs and buses, not to Lambda: EventBridge
@@ -282,13 +396,32 @@ def installed(seam: LambdaSeam, time_scale: float) -> Iterator[LambdaSeam]:
             unscaled_send(rest, event, transform_input)
 
     unscaled_timeout = TimeoutSecondsPath._eval_seconds
+    unscaled_scheduled = StateTaskService._before_eval_execution
     unscaled_send = Rule.send_to_targets
-    with (
-        mock.patch.object(LambdaFunction, "_invoke_lambda", invoke_in_process),
-        mock.patch.object(s3_notifications, "_get_s3_event", _s3_event_with_version),
-        mock.patch.object(WaitFunction, "_wait_interval", scaled_wait),
-        mock.patch.object(TimeoutSecondsPath, "_eval_seconds", scaled_timeout),
-        mock.patch.object(retrier_decl, "time", _ScaledTime(time_scale)),
-        mock.patch.object(Rule, "send_to_targets", send_to_targets),
-    ):
+    client_creation = threading.RLock()
+    table_writes = threading.RLock()
+    with ExitStack() as patches:
+        for target, name, replacement in (
+            (LambdaFunction, "_invoke_lambda", invoke_in_process),
+            (s3_notifications, "_get_s3_event", _s3_event_with_version),
+            (WaitFunction, "_wait_interval", scaled_wait),
+            (TimeoutSecondsPath, "_eval_seconds", scaled_timeout),
+            (StateTaskService, "_before_eval_execution", scheduled_unless_timed_out),
+            (retrier_decl, "time", _ScaledTime(time_scale)),
+            (Rule, "send_to_targets", send_to_targets),
+            (
+                BotocoreSession,
+                "create_client",
+                _one_at_a_time(BotocoreSession.create_client, client_creation),
+            ),
+            *(
+                (
+                    DynamoDBBackend,
+                    write,
+                    _one_at_a_time(getattr(DynamoDBBackend, write), table_writes),
+                )
+                for write in CONDITIONAL_WRITES
+            ),
+        ):
+            patches.enter_context(mock.patch.object(target, name, replacement))
         yield seam
