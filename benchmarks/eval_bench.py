@@ -53,7 +53,6 @@ from openai.resources.chat.completions import Completions
 
 from sft_local.stack import LOCAL_OPENAI_KEY, LocalStack
 from sft_pipeline.evaluation.answers import read_examples
-from sft_pipeline.evaluation.runner import evaluate
 from sft_pipeline.evaluation.summary import EvaluationSummary, score_table
 from sft_pipeline.jobs import UploadRef
 from sft_pipeline.pipeline.evaluation_steps import (
@@ -557,16 +556,8 @@ def sequential_path(
     examples = read_examples(held_out.splitlines())
     progress = ProgressLine("sequential path", "requests")
     started = time.perf_counter()
-    evaluation = evaluate(
-        examples,
-        plan.contenders,
-        chat=chat,
-        graders=plan.graders,
-        judge=plan.judge,
-        policy=plan.policy,
-        seed=plan.seed,
-        concurrency=1,
-        on_progress=progress.update,
+    evaluation = plan.answer(
+        examples, chat, concurrency=1, policy=plan.policy, on_progress=progress.update
     )
     seconds = time.perf_counter() - started
     run = PathRun(

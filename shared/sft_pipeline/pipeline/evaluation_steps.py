@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -26,7 +26,7 @@ from sft_pipeline.evaluation.contenders import Contender, few_shot_budget, few_s
 from sft_pipeline.evaluation.gate import GatePolicy
 from sft_pipeline.evaluation.graders import pick_graders
 from sft_pipeline.evaluation.report_html import FileLineage, LossPoint, SideBySide, side_by_side
-from sft_pipeline.evaluation.runner import JUDGE, Reply, evaluate, summarise_replies
+from sft_pipeline.evaluation.runner import JUDGE, Evaluation, Reply, evaluate, summarise_replies
 from sft_pipeline.evaluation.summary import EvaluationSummary
 from sft_pipeline.jobs import EvaluationOutcome, ModelRegistration, ProviderName, WorkflowState
 from sft_pipeline.pipeline.failures import caught_error
@@ -95,6 +95,21 @@ class EvaluationPlan(BaseModel):
     seed: int
     policy: GatePolicy
     champion_version: int | None = None
+
+    def answer(
+        self, examples: Sequence[EvalExample], chat: Chat, *, concurrency: int, **options: Any
+    ) -> Evaluation:
+        """Every contender answers ``examples``, graded with the plan's graders, judge and seed."""
+        return evaluate(
+            examples,
+            self.contenders,
+            chat=chat,
+            graders=self.graders,
+            judge=self.judge,
+            seed=self.seed,
+            concurrency=concurrency,
+            **options,
+        )
 
 
 class Prepared(BaseModel):
@@ -330,15 +345,8 @@ def evaluate_shard(
     shard = json.loads(_read(bucket, bucket_name, shard_key))
     plan = EvaluationPlan.model_validate_json(_read(bucket, bucket_name, shard["plan_key"]))
     examples = [EvalExample.model_validate(e) for e in shard["examples"]]
-    evaluation = evaluate(
-        examples,
-        plan.contenders,
-        chat=chat,
-        graders=plan.graders,
-        judge=plan.judge,
-        seed=plan.seed,
-        concurrency=concurrency,
-        **({"sleep": sleep} if sleep else {}),  # type: ignore[arg-type]
+    evaluation = plan.answer(
+        examples, chat, concurrency=concurrency, **({"sleep": sleep} if sleep else {})
     )
     body = "".join(reply.model_dump_json() + "\n" for reply in evaluation.replies)
     result_key = _result_key(shard_key)
