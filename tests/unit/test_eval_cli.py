@@ -90,7 +90,7 @@ def test_the_table_compares_the_fine_tune_with_its_base_and_a_few_shot_prompt(
     assert lines[4].split()[:4] == ["base", "gpt-4o-mini-2024-07-18", "0.000", "0.000"]
     assert lines[5].split()[:2] == ["few_shot", "gpt-4o-mini-2024-07-18"]
     assert "12/0/0" in lines[4]
-    assert lines[-1].startswith("gate: promoted: +1.00 over the base model")
+    assert lines[-1].startswith("gate: passes: +1.00 over the base model")
     # The base model is named by the ft: id; few-shot turns come after the system prompt.
     few_shot = [b for b in endpoint.bodies if len(b["messages"]) > 2]
     assert len(few_shot) == 12
@@ -106,11 +106,11 @@ def test_min_improvement_makes_the_exit_code_the_gate(
     endpoint.base_knows = set(range(10))  # the fine-tune is barely better
     code, out, _ = run(capsys, held_out, "--model", MODEL, "--min-improvement", "0.05")
     assert code == 1
-    assert "gate: not promoted: +0.17 over the base model is not significant" in out
+    assert "gate: does not pass: +0.17 over the base model is not significant" in out
     # Without --min-improvement the gate is reported but the run succeeds.
     code, out, _ = run(capsys, held_out, "--model", MODEL)
     assert code == 0
-    assert "not promoted" in out
+    assert "does not pass" in out
 
 
 def test_json_html_and_answers_out(

@@ -76,11 +76,27 @@ def test_always_and_never_ignore_the_numbers_but_report_them() -> None:
     assert "asks never to promote" in never.reason and "+0.12" in never.reason
 
 
-def test_no_alias_never_promotes() -> None:
+def test_no_alias_never_promotes_and_says_whether_the_candidate_passes() -> None:
     for promote in ("if-better", "always", "never"):
-        decision = decide(GatePolicy(promote=promote), versus_champion=CLEAR, versus_base=CLEAR)
-        assert not decision.promote
-        assert decision.reason == "not promoted: no alias named"
+        decision = decide(GatePolicy(promote=promote), versus_champion=None, versus_base=CLEAR)
+        assert not decision.promote and decision.passed
+        assert decision.reason == "passes: +0.12 over the base model (95% interval +0.05 to +0.19)"
+    noisy = decide(GatePolicy(), versus_champion=None, versus_base=NOISY)
+    assert not noisy.promote and not noisy.passed
+    assert noisy.reason.startswith("does not pass: +0.03 over the base model is not significant")
+    short = decide(GatePolicy(min_improvement=0.2), versus_champion=None, versus_base=CLEAR)
+    assert not short.passed
+    assert "is not more than the required 0.2" in short.reason
+    unmeasured = decide(GatePolicy(), versus_champion=None, versus_base=None)
+    assert not unmeasured.passed
+    assert unmeasured.reason == "does not pass: no evaluation set to compare the candidate on"
+
+
+def test_whether_the_candidate_passes_does_not_depend_on_the_promote_policy() -> None:
+    for promote in ("if-better", "always", "never"):
+        policy = GatePolicy(alias="bot", promote=promote)
+        assert decide(policy, versus_champion=CLEAR, versus_base=None).passed
+        assert not decide(policy, versus_champion=NOISY, versus_base=None).passed
 
 
 def test_no_evaluation_set_is_never_promoted_if_better() -> None:

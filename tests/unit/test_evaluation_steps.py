@@ -294,6 +294,10 @@ def test_no_alias_promotes_nothing_but_records_the_evaluation() -> None:
     _, aggregated = _run(_state(), files, registry)
     assert not aggregated.outcome.promoted
     assert registry.list_aliases() == []
+    assert aggregated.outcome.decision is not None
+    assert aggregated.outcome.decision.startswith(
+        "no alias named, so nothing was promoted; the fine-tune passes: +"
+    )
     model = registry.get_model(CANDIDATE)
     assert model is not None and model.evaluation == aggregated.summary
     assert aggregated.model_id == CANDIDATE

@@ -269,7 +269,8 @@ def _run_eval(args: argparse.Namespace) -> int:
         chat = eval_command.openai_chat(args.base_url, args.api_key)
     except (SourceError, eval_command.EvalInputError) as error:
         return fail(str(error))
-    policy = GatePolicy(alias=args.model, min_improvement=args.min_improvement or 0.0)
+    # No alias: nothing is promoted from a laptop, the gate only says pass or fail.
+    policy = GatePolicy(min_improvement=args.min_improvement or 0.0)
     try:
         with ExitStack() as stack:
             evaluation = evaluate(
@@ -292,7 +293,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         sys.stdout.write(eval_command.render_table(evaluation))
     eval_command.warn_failures(evaluation)
     decision = evaluation.summary.decision
-    if args.min_improvement is not None and not (decision and decision.promote):
+    if args.min_improvement is not None and not (decision and decision.passed):
         return EXIT_GATE_FAILED
     return EXIT_OK
 

@@ -426,7 +426,7 @@ def _sentence(
         return f"kept {alias} at v{champion}: {detail}"
     if alias:
         return f"did not create {alias}: {detail}"
-    return decision.reason
+    return f"no alias named, so nothing was promoted; the fine-tune {decision.reason}"
 
 
 def evaluation_report(
