@@ -27,7 +27,7 @@ from sft_pipeline.aliases import (
 )
 from sft_pipeline.api_keys import ApiKeyNotFound, ApiKeyRecord, DuplicateApiKeyError
 from sft_pipeline.evaluation.summary import EvaluationSummary
-from sft_pipeline.job_events import WaitToken
+from sft_pipeline.job_events import JOB_END_NOTE_LIFETIME, WaitToken
 from sft_pipeline.jobs import JobState, UploadRef, WorkflowRequest
 from sft_pipeline.notifications import Notification, RetirementWarning
 from sft_pipeline.providers.base import (
@@ -235,6 +235,8 @@ class InMemoryRegistry:
     )
     wait_tokens: dict[str, WaitToken] = field(default_factory=dict)  # by provider job id
     event_deliveries: set[str] = field(default_factory=set)
+    # Provider job ids whose end came while no wait was parked, with the note's expiry.
+    job_end_notes: dict[str, datetime] = field(default_factory=dict)
 
     # Datasets
 
@@ -390,6 +392,13 @@ class InMemoryRegistry:
     def take_wait_token(self, job_id: str, now: datetime) -> WaitToken | None:
         token = self.wait_tokens.pop(job_id, None)
         return None if token is None or token.expired(now) else token
+
+    def note_job_end(self, job_id: str, now: datetime) -> None:
+        self.job_end_notes[job_id] = now + JOB_END_NOTE_LIFETIME
+
+    def take_job_end_note(self, job_id: str, now: datetime) -> bool:
+        expiry = self.job_end_notes.pop(job_id, None)
+        return expiry is not None and now < expiry
 
     def claim_event_delivery(self, delivery_id: str, now: datetime) -> bool:
         if delivery_id in self.event_deliveries:

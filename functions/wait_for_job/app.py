@@ -1,5 +1,6 @@
 """Workflow task (waitForTaskToken): park the run's wait for its job's end, so that the
-job's end event can resume it before the poll interval is over."""
+job's end event can resume it before the poll interval is over; if that event came while
+the run was polling (noted in the registry), end the wait at once."""
 
 from __future__ import annotations
 
@@ -22,11 +23,17 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     request = ParkRequest.model_validate(event)
     logger.set_correlation_id(request.dataset_id)
     logger.append_keys(dataset_id=request.dataset_id)
-    token = park(request, runtime.registry(), datetime.now(UTC))
+    parked = park(request, runtime.registry(), runtime.workflow(), datetime.now(UTC))
     # The task token resumes the run: it is never logged.
-    logger.info(
-        "Waiting for the job's end event or the interval",
-        extra={"job_id": request.job_id, "wait_seconds": request.wait_seconds},
-    )
+    if parked.ended_at_once is None:
+        logger.info(
+            "Waiting for the job's end event or the interval",
+            extra={"job_id": request.job_id, "wait_seconds": request.wait_seconds},
+        )
+    else:
+        logger.info(
+            "The job's end came before the wait: ended at once",
+            extra={"job_id": request.job_id, "outcome": parked.ended_at_once},
+        )
     # Step Functions ignores what a waitForTaskToken task's function returns.
-    return {"job_id": token.job_id, "expires_at": token.expires_at}
+    return {"job_id": parked.token.job_id, "expires_at": parked.token.expires_at}

@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 # A parked token outlives the wait it belongs to by this much, then the table's TTL sweeps
 # it (a timed-out task's token is refused by Step Functions anyway).
 WAIT_TOKEN_GRACE = timedelta(hours=1)
+# A job's end that came while no wait was parked is noted for the run's next wait, which is
+# due within one poll interval (at most 600 s), for this long.
+JOB_END_NOTE_LIFETIME = timedelta(hours=1)
 # OpenAI retries an unanswered webhook for up to 72 hours; a delivery id is remembered longer.
 EVENT_DELIVERY_MEMORY = timedelta(days=4)
 # What resumes a wait: the output of the wait task, which the workflow discards.
@@ -75,8 +78,11 @@ class Resumed(StrEnum):
 
     # A waiting execution was woken: it polls the job now.
     RESUMED = "resumed"
-    # No execution waits for this job: unknown, already woken, or between two waits.
+    # No execution waits for this job: already woken by another event.
     NOT_WAITING = "not_waiting"
+    # No execution waits for this job now (it is between two waits, or the job is not one
+    # of ours): the end is noted, and the run's next wait ends as soon as it is parked.
+    NOTED = "noted"
     # The parked wait had already ended (timed out, or the execution stopped).
     WAIT_OVER = "wait_over"
     # The same delivery came again: nothing was done twice.

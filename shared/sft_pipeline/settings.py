@@ -215,7 +215,7 @@ class RetirementWatcherSettings(RegistrySettings, NotifierSettings):
     stack_name: ResourceName = Field(description="the stack's name")
 
 
-class WaitForJobSettings(RegistrySettings):
+class WaitForJobSettings(RegistrySettings, WorkflowSettings):
     pass
 
 

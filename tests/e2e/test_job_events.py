@@ -143,7 +143,7 @@ def test_a_repeated_or_second_event_changes_nothing(patient_stack: LocalStack) -
     # OpenAI delivers the very same webhook again, then another one about the same end.
     again = post(first.url, first.headers, first.body)
     other = send(stack, json.loads(first.body)["data"]["id"])
-    assert (answered(again), answered(other)) == ((200, "duplicate"), (200, "not_waiting"))
+    assert (answered(again), answered(other)) == ((200, "duplicate"), (200, "noted"))
     assert stack.history(upload) == history
     assert len(Registry(stack.table()).list_models()) == 1
 
@@ -168,24 +168,25 @@ def test_an_event_about_an_unknown_job_changes_nothing(patient_stack: LocalStack
     stack.openai.job_events.drop(None)
     upload = stack.upload(SUPPORT_SET, KEY)
     job_id = parked_job(stack, upload)
-    assert answered(send(stack, "ftjob-not-one-of-ours")) == (200, "not_waiting")
+    assert answered(send(stack, "ftjob-not-one-of-ours")) == (200, "noted")
     assert stack.execution_status(upload) == "RUNNING"
     assert "Item" in stack.table().get_item(Key={"PK": f"JOBID#{job_id}", "SK": "WAIT"})
 
 
-def test_an_event_before_the_wait_is_parked_leaves_it_to_the_next_poll() -> None:
+def test_an_event_before_the_wait_is_parked_ends_that_wait_at_once() -> None:
     """The job ends, and its webhook is handled, before the run has parked a wait: the event
-    finds nobody waiting, and the poll after the wait's interval (50 s, scaled to 1 s) ends
-    the run."""
+    finds nobody waiting and notes the job's end; the wait, once parked, finds the note and
+    ends at once instead of after its interval (600 s, scaled to 12 s, longer than it is held
+    back)."""
     release = threading.Event()
     invoke = LambdaSeam.invoke
 
     def wait_held_back(seam: LambdaSeam, function: Any, event: dict[str, Any]) -> Any:
         if function.function_name.endswith("WaitForJobFunction"):
-            release.wait(timeout=30)  # outside the seam's lock, so the webhook can run
+            release.wait(timeout=30)  # before the seam runs it, so the webhook can run
         return invoke(seam, function, event)
 
-    interval = {"PollIntervalSeconds": "50", "MaxPollIntervalSeconds": "50"}
+    interval = {"PollIntervalSeconds": "600", "MaxPollIntervalSeconds": "600"}
     with LocalStack(parameters=interval) as stack:
         with mock.patch.object(LambdaSeam, "invoke", wait_held_back):
             upload = stack.upload(SUPPORT_SET, KEY)
@@ -193,9 +194,8 @@ def test_an_event_before_the_wait_is_parked_leaves_it_to_the_next_poll() -> None
             release.set()
             assert stack.wait_for_execution(upload)["status"] == "SUCCEEDED"
         [sent] = webhooks_sent(stack)
-        assert answered(sent) == (200, "not_waiting")
-        outcomes = wait_outcomes(stack, upload)
-        assert outcomes and "woken" not in outcomes
+        assert answered(sent) == (200, "noted")
+        assert wait_outcomes(stack, upload) == ["woken"]
 
 
 def test_a_webhook_too_large_to_be_one_is_refused(stack: LocalStack) -> None:

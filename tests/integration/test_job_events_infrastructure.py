@@ -121,27 +121,41 @@ def statements(function: str) -> list[dict[str, Any]]:
     ]
 
 
+def names_the_fine_tune_state_machine(value: Any) -> bool:
+    """A Ref to it, or (where a Ref would be a cycle) its ARN built from its fixed name."""
+    if ref_target(value) == "FineTuneStateMachine":
+        return True
+    name = properties("FineTuneStateMachine")["Name"]["Fn::Sub"]
+    arn = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:"
+    return isinstance(value, dict) and value.get("Fn::Sub") == arn + name
+
+
 def test_event_functions_wake_runs_of_the_fine_tune_state_machine_only() -> None:
-    for function in ("JobWebhookFunction", "BedrockJobEventFunction"):
+    for function in ("JobWebhookFunction", "BedrockJobEventFunction", "WaitForJobFunction"):
         [wake] = [
             s for s in statements(function) if "states:SendTaskSuccess" in as_list(s["Action"])
         ]
         assert as_list(wake["Action"]) == ["states:SendTaskSuccess"]
-        assert ref_target(wake["Resource"]) == "FineTuneStateMachine", function
+        assert names_the_fine_tune_state_machine(wake["Resource"]), function
         assert not any(
             a.startswith("states:") for a in granted_actions(function) - {"states:SendTaskSuccess"}
         )
 
 
+def test_the_wait_function_ends_waits_of_the_fine_tune_state_machine() -> None:
+    variables = properties("WaitForJobFunction")["Environment"]["Variables"]
+    assert names_the_fine_tune_state_machine(variables["STATE_MACHINE_ARN"])
+
+
 def test_the_registry_rights_of_the_fast_path_are_limited_to_its_own_items() -> None:
     expected = {
-        "WaitForJobFunction": {"dynamodb:PutItem": {"JOBID#*"}},
+        "WaitForJobFunction": {"dynamodb:PutItem": {"JOBID#*"}, "dynamodb:DeleteItem": {"JOBID#*"}},
         "JobWebhookFunction": {
-            "dynamodb:PutItem": {"EVENT#*"},
+            "dynamodb:PutItem": {"EVENT#*", "JOBID#*"},
             "dynamodb:DeleteItem": {"EVENT#*", "JOBID#*"},
         },
         "BedrockJobEventFunction": {
-            "dynamodb:PutItem": {"EVENT#*"},
+            "dynamodb:PutItem": {"EVENT#*", "JOBID#*"},
             "dynamodb:DeleteItem": {"EVENT#*", "JOBID#*"},
         },
     }

@@ -22,6 +22,7 @@ from sft_local.openai_emulator.webhooks import JobEnd, signature, signed_webhook
 from sft_pipeline.adapters.registry import Registry
 from sft_pipeline.adapters.workflow import Workflow
 from sft_pipeline.job_events import (
+    JOB_END_NOTE_LIFETIME,
     WAIT_TOKEN_GRACE,
     WAKE_UP_OUTPUT,
     JobEvent,
@@ -185,20 +186,23 @@ def registry(request: pytest.FixtureRequest) -> Iterator[Registry | InMemoryRegi
 
 
 def test_a_parked_wait_is_taken_once(registry: Registry | InMemoryRegistry) -> None:
-    token = park(parked(), registry, NOW)
+    parked_wait = park(parked(), registry, FakeWaitingRuns(), NOW)
+    assert parked_wait.ended_at_once is None
+    token = parked_wait.token
     assert token.expires_at == int((NOW + timedelta(seconds=60) + WAIT_TOKEN_GRACE).timestamp())
     assert registry.take_wait_token(JOB, NOW) == token
     assert registry.take_wait_token(JOB, NOW) is None
 
 
 def test_the_next_wait_replaces_the_last(registry: Registry | InMemoryRegistry) -> None:
-    park(parked(wait_seconds=60), registry, NOW)
-    later = park(parked(wait_seconds=90), registry, NOW + timedelta(minutes=2))
-    assert registry.take_wait_token(JOB, NOW + timedelta(minutes=2)) == later
+    park(parked(wait_seconds=60), registry, FakeWaitingRuns(), NOW)
+    later = park(parked(wait_seconds=90), registry, FakeWaitingRuns(), NOW + timedelta(minutes=2))
+    later_token = later.token
+    assert registry.take_wait_token(JOB, NOW + timedelta(minutes=2)) == later_token
 
 
 def test_an_expired_wait_is_not_taken(registry: Registry | InMemoryRegistry) -> None:
-    token = park(parked(wait_seconds=60), registry, NOW)
+    token = park(parked(wait_seconds=60), registry, FakeWaitingRuns(), NOW).token
     after = datetime.fromtimestamp(token.expires_at, UTC)
     assert registry.take_wait_token(JOB, after) is None
 
@@ -211,15 +215,28 @@ def test_a_delivery_is_claimed_once_until_released(registry: Registry | InMemory
     assert registry.claim_event_delivery("wh_1", NOW) is True
 
 
-def test_stored_waits_and_deliveries_expire_through_the_ttl_attribute() -> None:
+def test_a_job_end_note_is_taken_once_and_only_while_fresh(
+    registry: Registry | InMemoryRegistry,
+) -> None:
+    assert registry.take_job_end_note(JOB, NOW) is False
+    registry.note_job_end(JOB, NOW)
+    assert registry.take_job_end_note(JOB, NOW) is True
+    assert registry.take_job_end_note(JOB, NOW) is False
+    registry.note_job_end(JOB, NOW)
+    assert registry.take_job_end_note(JOB, NOW + JOB_END_NOTE_LIFETIME) is False
+
+
+def test_stored_waits_notes_and_deliveries_expire_through_the_ttl_attribute() -> None:
     with mock_aws():
         table = registry_table()
         registry = Registry(table)
-        token = park(parked(), registry, NOW)
+        token = park(parked(), registry, FakeWaitingRuns(), NOW).token
         registry.claim_event_delivery("wh_1", NOW)
+        registry.note_job_end(JOB, NOW)
         items = {item["SK"]: item for item in table.scan()["Items"]}
     assert int(items["WAIT"]["expires_at"]) == token.expires_at
     assert int(items["EVENT"]["expires_at"]) > NOW.timestamp()
+    assert int(items["ENDED"]["expires_at"]) == int((NOW + JOB_END_NOTE_LIFETIME).timestamp())
 
 
 # ---------------------------------------------------------------- the shared step
@@ -231,52 +248,88 @@ def job_end(delivery_id: str = "wh_1", job_id: str | None = JOB) -> JobEvent:
 
 def test_an_event_resumes_the_run_waiting_for_its_job() -> None:
     registry, runs = InMemoryRegistry(), FakeWaitingRuns(waiting={TOKEN})
-    park(parked(), registry, NOW)
+    park(parked(), registry, runs, NOW)
     assert handle_job_event(job_end(), registry, runs, NOW) is Resumed.RESUMED
     assert runs.resumed == [TOKEN] and registry.wait_tokens == {}
 
 
 def test_a_repeated_delivery_does_nothing_twice() -> None:
     registry, runs = InMemoryRegistry(), FakeWaitingRuns(waiting={TOKEN})
-    park(parked(), registry, NOW)
+    park(parked(), registry, runs, NOW)
     handle_job_event(job_end(), registry, runs, NOW)
-    park(parked(), registry, NOW)  # the run waits again (say, the job was not over after all)
+    park(parked(), registry, runs, NOW)  # the run waits again (say, the job was not over after all)
     assert handle_job_event(job_end(), registry, runs, NOW) is Resumed.DUPLICATE
     assert runs.resumed == [TOKEN] and JOB in registry.wait_tokens
 
 
-def test_a_second_event_about_the_same_end_finds_no_wait() -> None:
+def test_a_second_event_about_the_same_end_finds_no_wait_and_notes_it() -> None:
     registry, runs = InMemoryRegistry(), FakeWaitingRuns(waiting={TOKEN})
-    park(parked(), registry, NOW)
+    park(parked(), registry, runs, NOW)
     handle_job_event(job_end("wh_1"), registry, runs, NOW)
-    assert handle_job_event(job_end("wh_2"), registry, runs, NOW) is Resumed.NOT_WAITING
-    assert runs.resumed == [TOKEN]
+    assert handle_job_event(job_end("wh_2"), registry, runs, NOW) is Resumed.NOTED
+    assert runs.resumed == [TOKEN] and JOB in registry.job_end_notes
 
 
-def test_an_event_for_an_unknown_job_changes_nothing() -> None:
+def test_an_event_for_an_unknown_job_wakes_no_other_run() -> None:
     registry, runs = InMemoryRegistry(), FakeWaitingRuns(waiting={TOKEN})
-    park(parked(), registry, NOW)
+    park(parked(), registry, runs, NOW)
     event = job_end(job_id="ftjob-not-ours")
-    assert handle_job_event(event, registry, runs, NOW) is Resumed.NOT_WAITING
+    assert handle_job_event(event, registry, runs, NOW) is Resumed.NOTED
+    assert runs.resumed == [] and JOB in registry.wait_tokens
+
+
+def test_an_end_that_came_between_two_waits_ends_the_next_wait_at_once() -> None:
+    registry, runs = InMemoryRegistry(), FakeWaitingRuns(waiting={TOKEN})
+    # The run is polling: no wait is parked when the job's end event comes.
+    assert handle_job_event(job_end(), registry, runs, NOW) is Resumed.NOTED
+    assert runs.resumed == []
+    parked_wait = park(parked(), registry, runs, NOW + timedelta(seconds=5))
+    assert parked_wait.ended_at_once is Resumed.RESUMED
+    assert runs.resumed == [TOKEN] and registry.wait_tokens == {}
+    # The note is used up: a later wait (the provider still says running) waits again.
+    assert park(parked(), registry, runs, NOW + timedelta(seconds=70)).ended_at_once is None
+
+
+def test_a_wait_parked_while_the_event_looked_is_woken_by_the_event() -> None:
+    """The event finds no wait; the run parks one and looks for a note before the event
+    writes it; the event's second look finds the wait and wakes it, and takes its note."""
+    runs = FakeWaitingRuns(waiting={TOKEN})
+
+    class ParkedInBetween(InMemoryRegistry):
+        def note_job_end(self, job_id: str, now: datetime) -> None:
+            assert park(parked(), self, runs, now).ended_at_once is None  # no note yet
+            super().note_job_end(job_id, now)
+
+    registry = ParkedInBetween()
+    assert handle_job_event(job_end(), registry, runs, NOW) is Resumed.RESUMED
+    assert runs.resumed == [TOKEN]
+    assert registry.wait_tokens == {} and registry.job_end_notes == {}
+
+
+def test_a_stale_note_does_not_end_a_wait() -> None:
+    registry, runs = InMemoryRegistry(), FakeWaitingRuns(waiting={TOKEN})
+    handle_job_event(job_end(), registry, runs, NOW)
+    later = NOW + JOB_END_NOTE_LIFETIME
+    assert park(parked(), registry, runs, later).ended_at_once is None
     assert runs.resumed == [] and JOB in registry.wait_tokens
 
 
 def test_an_event_about_anything_else_is_ignored() -> None:
     registry, runs = InMemoryRegistry(), FakeWaitingRuns(waiting={TOKEN})
-    park(parked(), registry, NOW)
+    park(parked(), registry, runs, NOW)
     assert handle_job_event(job_end(job_id=None), registry, runs, NOW) is Resumed.IGNORED
     assert registry.event_deliveries == set() and JOB in registry.wait_tokens
 
 
 def test_a_wait_that_is_already_over_is_reported_so() -> None:
     registry, runs = InMemoryRegistry(), FakeWaitingRuns(waiting=set())  # it timed out
-    park(parked(), registry, NOW)
+    park(parked(), registry, runs, NOW)
     assert resume_waiting_run(JOB, registry, runs, NOW) is Resumed.WAIT_OVER
 
 
 def test_a_delivery_that_failed_is_acted_on_when_it_comes_again() -> None:
     registry = InMemoryRegistry()
-    park(parked(), registry, NOW)
+    park(parked(), registry, FakeWaitingRuns(), NOW)
     with pytest.raises(ConnectionError):
         handle_job_event(job_end(), registry, FakeWaitingRuns(error=ConnectionError()), NOW)
     assert registry.event_deliveries == set()

@@ -3,8 +3,10 @@ the job's end takes it and resumes the run, which then polls the job as it would
 the interval.
 
 At-least-once safe: a delivery is acted on once (its id is claimed first), a token is taken
-by one event only (a single delete returns it), and an event that finds no token changes
-nothing: the run's next poll, due within one interval, ends it all the same.
+by one event only (a single delete returns it). An event that finds no token (the run is
+polling between two waits) notes the job's end, and the run's next wait, which looks for
+the note after parking its token, ends at once instead of after an interval. Each side
+writes before it reads the other's item, so one of them always sees the other.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ class WaitTokens(Protocol):
 
     def take_wait_token(self, job_id: str, now: datetime) -> WaitToken | None: ...
 
+    def note_job_end(self, job_id: str, now: datetime) -> None: ...
+
+    def take_job_end_note(self, job_id: str, now: datetime) -> bool: ...
+
     def claim_event_delivery(self, delivery_id: str, now: datetime) -> bool: ...
 
     def release_event_delivery(self, delivery_id: str) -> None: ...
@@ -54,13 +60,26 @@ class ParkRequest(BaseModel):
     wait_seconds: int = Field(ge=0)
 
 
-def park(request: ParkRequest, tokens: WaitTokens, now: datetime) -> WaitToken:
-    """Park the run's wait under its job id, until the interval is over (and a grace)."""
+class Parked(BaseModel):
+    """A parked wait, and what ended it at once if the job's end was noted before it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    token: WaitToken
+    # None: the wait runs until the job's end event or the interval.
+    ended_at_once: Resumed | None = None
+
+
+def park(request: ParkRequest, tokens: WaitTokens, runs: WaitingRuns, now: datetime) -> Parked:
+    """Park the run's wait under its job id, until the interval is over (and a grace); if the
+    job's end event came while no wait was parked, end this wait now."""
     token = WaitToken.park(
         request.job_id, request.task_token, request.execution_arn, request.wait_seconds, now
     )
     tokens.park_wait_token(token)
-    return token
+    if not tokens.take_job_end_note(request.job_id, now):
+        return Parked(token=token)
+    return Parked(token=token, ended_at_once=resume_waiting_run(request.job_id, tokens, runs, now))
 
 
 def resume_waiting_run(
@@ -84,8 +103,18 @@ def handle_job_event(
         return Resumed.IGNORED
     if not tokens.claim_event_delivery(event.delivery_id, now):
         return Resumed.DUPLICATE
+    job_id = event.ended_job_id
     try:
-        return resume_waiting_run(event.ended_job_id, tokens, runs, now)
+        resumed = resume_waiting_run(job_id, tokens, runs, now)
+        if resumed is not Resumed.NOT_WAITING:
+            return resumed
+        tokens.note_job_end(job_id, now)
+        # A wait parked since the first look may have looked for the note before it was there.
+        resumed = resume_waiting_run(job_id, tokens, runs, now)
+        if resumed is Resumed.NOT_WAITING:
+            return Resumed.NOTED
+        tokens.take_job_end_note(job_id, now)  # used up: the next wait must not end at once
+        return resumed
     except Exception:
         tokens.release_event_delivery(event.delivery_id)
         raise
