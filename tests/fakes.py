@@ -137,6 +137,8 @@ class FakeBucket:
     objects: dict[tuple[str, str], bytes] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
     lineage: dict[UploadRef, str] = field(default_factory=dict)
+    # Every read: the key and the version asked for (None: the current one).
+    reads: list[tuple[str, str | None]] = field(default_factory=list)
 
     def head(self, upload: UploadRef) -> tuple[UploadRef, dict[str, str]]:
         return upload, dict(self.metadata)
@@ -156,6 +158,7 @@ class FakeBucket:
 
     def source(self, bucket: str, key: str, version_id: str | None = None) -> DataSource:
         data = self.objects[(bucket, key)]
+        self.reads.append((key, version_id))
 
         @contextmanager
         def opener() -> Iterator[BinaryReadable]:
@@ -165,6 +168,9 @@ class FakeBucket:
 
     def find_source(self, bucket: str, key: str) -> DataSource | None:
         return self.source(bucket, key) if (bucket, key) in self.objects else None
+
+    def find_version(self, bucket: str, key: str) -> UploadRef | None:
+        return UploadRef(bucket=bucket, key=key) if (bucket, key) in self.objects else None
 
     def version_exists(self, upload: UploadRef) -> bool:
         return (upload.bucket, upload.key) in self.objects

@@ -303,12 +303,27 @@ class WorkflowRequest(_Frozen):
     validation_key: str | None = None
     # The held-out set the evaluation answers: eval-key, else the validation file, else none.
     eval_key: str | None = None
+    # The versions of the files the upload names (validation-key, eval-key) that were
+    # validated: the run reads those, whatever is written to the keys meanwhile.
+    validation_version_id: str | None = None
+    eval_version_id: str | None = None
     examples: int
     settings: JobSettings
     poll: PollPolicy
     estimate: Estimate
     report_uri: str | None = None
     submitted_at: int
+
+    def version_of(self, key: str) -> str | None:
+        """The version of ``key`` the run validated and reads: the upload's, or a named
+        validation or eval file's; None for the files the run wrote itself (a split)."""
+        if key == self.upload.key:
+            return self.upload.version_id
+        if key == self.eval_key and self.eval_version_id:
+            return self.eval_version_id
+        if key == self.validation_key:
+            return self.validation_version_id
+        return None
 
 
 class JobProgress(BaseModel):

@@ -16,7 +16,7 @@ from sft_local.stack import LocalStack
 from sft_pipeline.adapters.registry import Registry
 from sft_pipeline.aliases import AliasNotFound
 from sft_pipeline.records import ModelRecord
-from tests.e2e.conftest import SUPPORT_SET
+from tests.e2e.conftest import REPO, SUPPORT_SET
 
 KEY = "training/customer support.jsonl"
 GATED = {"holdout-percent": "20", "alias": "support-bot", "seed": "7"}
@@ -99,6 +99,29 @@ def test_a_better_fine_tune_is_promoted_and_everything_is_shown(stack: LocalStac
     html = stack.read_object(f"s3://{stack.bucket}/{next(k for k in cards if k.endswith('.html'))}")
     assert b"<svg" in html and model.model_id.encode() in html
     assert "card.html" in email
+
+
+def test_the_held_out_file_is_read_at_the_version_that_was_validated(stack: LocalStack) -> None:
+    """The eval file is overwritten while the job trains: the evaluation answers the version
+    the upload was validated with, and the model card names that version."""
+    held_out_key = "evaluation/support-heldout.jsonl"
+    held_out = (REPO / "samples" / "customer_support_validation.jsonl").read_bytes()
+    validated = stack.upload(held_out, held_out_key)
+    upload = stack.upload(SUPPORT_SET, KEY, {"eval-key": held_out_key, "seed": "7"})
+    registry = Registry(stack.table())
+    deadline = time.monotonic() + 30
+    while (job := registry.get_job(upload.dataset_id)) is None or job.job_id is None:
+        assert time.monotonic() < deadline, "the job was never launched"
+        time.sleep(0.02)
+    stack.upload(b"\n".join(held_out.splitlines()[:3]) + b"\n", held_out_key)
+    assert stack.wait_for_execution(upload)["status"] == "SUCCEEDED"
+
+    evaluation = _model(stack, upload).evaluation
+    assert evaluation is not None and evaluation.examples == len(held_out.splitlines()) == 10
+    [card] = [key for key in _keys(stack, "reports/models/") if key.endswith("card.md")]
+    markdown = stack.read_object(f"s3://{stack.bucket}/{card}").decode()
+    [lineage] = [line for line in markdown.splitlines() if held_out_key in line]
+    assert validated.version_id is not None and validated.version_id in lineage
 
 
 def test_a_worse_fine_tune_leaves_the_champion_in_place(stack: LocalStack) -> None:

@@ -1,5 +1,6 @@
-"""The training bucket adapter's lineage tags on moto's versioned S3: the exact version is
-tagged, the uploader's tags are kept, and a registered version is never downgraded."""
+"""The training bucket adapter on moto's versioned S3: the exact version is tagged, the
+uploader's tags are kept, a registered version is never downgraded, and a named file is
+pinned to the version that was current when it was found."""
 
 from __future__ import annotations
 
@@ -70,3 +71,15 @@ def test_a_version_with_no_room_for_the_tag_is_left_as_it_is(s3: Any) -> None:
     TrainingBucket(s3).mark_unregistered(crowded)
     assert len(tags(s3, crowded)) == MAX_TAGS
     assert LINEAGE_TAG not in tags(s3, crowded)  # untagged: never expired, the safe side
+
+
+def test_a_named_file_is_found_at_its_current_version_and_read_at_that_version(s3: Any) -> None:
+    validated = upload(s3)
+    objects = TrainingBucket(s3)
+    found = objects.find_version(BUCKET, KEY)
+    assert found == validated
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"overwritten\n")
+    assert found is not None
+    with objects.source(found.bucket, found.key, found.version_id).open() as stream:
+        assert stream.read() == b"{}\n"
+    assert objects.find_version(BUCKET, "training/absent.jsonl") is None

@@ -75,9 +75,30 @@ def launched(
     return state
 
 
+def test_the_run_reads_each_named_file_at_the_version_it_validated() -> None:
+    pinned = request(
+        validation_key="valid.jsonl",
+        eval_key="heldout.jsonl",
+        validation_version_id="vv1",
+        eval_version_id="ev1",
+    )
+    assert pinned.version_of(UPLOAD.key) == "v1"
+    assert pinned.version_of("valid.jsonl") == "vv1"
+    assert pinned.version_of("heldout.jsonl") == "ev1"
+    assert pinned.version_of("prepared/split/train.jsonl") is None
+    # The validation file doubles as the held-out set: one version for both roles.
+    shared = request(
+        validation_key="valid.jsonl", eval_key="valid.jsonl", validation_version_id="vv1"
+    )
+    assert shared.version_of("valid.jsonl") == "vv1"
+
+
 def test_launch_uploads_and_creates_the_job(files: FakeBucket, registry: InMemoryRegistry) -> None:
     provider = FakeProvider()
-    state = launched(provider, files, registry, validation_key="valid.jsonl")
+    state = launched(
+        provider, files, registry, validation_key="valid.jsonl", validation_version_id="vv1"
+    )
+    assert files.reads == [(UPLOAD.key, "v1"), ("valid.jsonl", "vv1")]
     assert state.job is not None
     assert (state.job.status, state.job.state, state.job.next_wait_seconds) == (
         "validating_files",

@@ -89,6 +89,18 @@ class TrainingBucket:
             raise ValueError(f"s3://{bucket}/{key} is over {max_bytes:,} bytes")
         return data
 
+    def find_version(self, bucket: str, key: str) -> UploadRef | None:
+        """The object's current version (its id; None in a bucket without versioning), so
+        that whatever reads it later reads that very version; None when the key holds no
+        object."""
+        try:
+            exact, _ = self.head(UploadRef(bucket=bucket, key=key))
+        except self._client.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") in _NOT_FOUND:
+                return None
+            raise
+        return exact
+
     def find_source(self, bucket: str, key: str) -> DataSource | None:
         """The object's current version, or None when the key holds no object."""
         try:

@@ -28,7 +28,13 @@ from sft_pipeline.evaluation.graders import pick_graders
 from sft_pipeline.evaluation.report_html import FileLineage, LossPoint, SideBySide, side_by_side
 from sft_pipeline.evaluation.runner import JUDGE, Evaluation, Reply, evaluate, summarise_replies
 from sft_pipeline.evaluation.summary import EvaluationSummary
-from sft_pipeline.jobs import EvaluationOutcome, ModelRegistration, ProviderName, WorkflowState
+from sft_pipeline.jobs import (
+    EvaluationOutcome,
+    ModelRegistration,
+    ProviderName,
+    WorkflowRequest,
+    WorkflowState,
+)
 from sft_pipeline.pipeline.failures import caught_error
 from sft_pipeline.pipeline.model_card import write_model_card
 from sft_pipeline.providers.base import ServingStatus
@@ -162,13 +168,20 @@ def _prefix(dataset_id: str) -> str:
     return f"{EVALUATIONS_PREFIX}{dataset_id}/"
 
 
-def _read(bucket: EvaluationBucket, name: str, key: str) -> bytes:
-    with bucket.source(name, key).open() as stream:
+def _read(bucket: EvaluationBucket, name: str, key: str, version_id: str | None = None) -> bytes:
+    with bucket.source(name, key, version_id).open() as stream:
         return stream.read()
 
 
-def _lines(bucket: EvaluationBucket, name: str, key: str) -> list[bytes]:
-    return _read(bucket, name, key).splitlines()
+def _lines(
+    bucket: EvaluationBucket, name: str, key: str, version_id: str | None = None
+) -> list[bytes]:
+    return _read(bucket, name, key, version_id).splitlines()
+
+
+def _run_file_lines(bucket: EvaluationBucket, request: WorkflowRequest, key: str) -> list[bytes]:
+    """A file of the run, at the version the run validated."""
+    return _lines(bucket, request.upload.bucket, key, request.version_of(key))
 
 
 def _put_json(bucket: EvaluationBucket, name: str, key: str, body: str) -> None:
@@ -264,7 +277,7 @@ def prepare(
     if reason := _not_served(registration, serving):
         return Prepared(bucket=name, skipped=reason)
     settings = request.settings
-    examples = read_examples(_lines(bucket, name, key))
+    examples = read_examples(_run_file_lines(bucket, request, key))
     base = settings.base_model
     seed = settings.seed or 0
     policy = settings.gate_policy()
@@ -278,7 +291,7 @@ def prepare(
         Contender(name="base", model=base_chat),
     ]
     if settings.few_shot_k:
-        training = read_examples(_lines(bucket, name, request.training_key))
+        training = read_examples(_run_file_lines(bucket, request, request.training_key))
         shots = _few_shot(training, base, settings.few_shot_k, seed)
         contenders.append(Contender(name="few_shot", model=base_chat, few_shot=shots))
     if champion is not None:
@@ -479,7 +492,7 @@ def _write_card(
     request = state.request
     name = request.upload.bucket
     other_files = [
-        FileLineage(role=role, bucket=name, key=key)
+        FileLineage(role=role, bucket=name, key=key, version=request.version_of(key))
         for role, key in (("validation", request.validation_key), ("evaluation", request.eval_key))
         if key and key != request.training_key
     ]

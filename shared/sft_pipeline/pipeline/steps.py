@@ -185,9 +185,7 @@ def _upload(
     request: WorkflowRequest,
     key: str,
 ) -> str:
-    # The upload itself is read at its exact version; splits and validation files are ours.
-    version = request.upload.version_id if key == request.upload.key else None
-    source = bucket.source(request.upload.bucket, key, version)
+    source = bucket.source(request.upload.bucket, key, request.version_of(key))
     filename = key.rsplit("/", 1)[-1]
     with source.open() as stream:
         return provider.upload_file(

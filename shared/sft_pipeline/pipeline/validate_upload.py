@@ -189,12 +189,14 @@ def _validate_and_start(
     run: _Run, ports: ValidateUploadPorts, settings: JobDefaultsSettings, started: datetime
 ) -> ValidateUploadResult:
     upload, job_settings, setting_problems = run.upload, run.settings, list(run.setting_problems)
-    validation_source = _named_source(
+    validation_file = _named_file(
         ports.bucket, upload, job_settings.validation_key, "validation-key", setting_problems
     )
-    evaluation_source = _named_source(
+    evaluation_file = _named_file(
         ports.bucket, upload, job_settings.eval_key, "eval-key", setting_problems
     )
+    validation_source = _source(ports.bucket, validation_file)
+    evaluation_source = _source(ports.bucket, evaluation_file)
     report = validate(
         ports.bucket.source(upload.bucket, upload.key, upload.version_id),
         ValidationOptions(
@@ -267,16 +269,20 @@ def _validate_and_start(
         )
         return ValidateUploadResult(run.dataset_id, "rejected", report_uri, summary)
     training_key, validation_key = upload.key, job_settings.validation_key
+    validation_version = validation_file.version_id if validation_file else None
     if _splits(job_settings):
         training_key, validation_key = split_holdout(
             ports.bucket, upload, settings.prepared_prefix, job_settings.holdout_percent
         )
+        validation_version = None  # written by this run, never by anyone else
     request = WorkflowRequest(
         dataset_id=run.dataset_id,
         upload=upload,
         training_key=training_key,
         validation_key=validation_key,
         eval_key=job_settings.eval_key or validation_key,
+        validation_version_id=validation_version,
+        eval_version_id=evaluation_file.version_id if evaluation_file else validation_version,
         examples=report.stats.examples,
         settings=job_settings,
         poll=settings.poll_policy(),
@@ -361,17 +367,21 @@ def _has_held_out_set(settings: JobSettings) -> bool:
     return bool(settings.eval_key or settings.validation_key or settings.holdout_percent)
 
 
-def _named_source(
+def _named_file(
     bucket: TrainingBucket, upload: UploadRef, key: str | None, setting: str, problems: list[str]
-) -> DataSource | None:
-    """The file a metadata ``setting`` names in the upload's bucket; a missing one joins
-    ``problems``."""
+) -> UploadRef | None:
+    """The file a metadata ``setting`` names in the upload's bucket, at its current version
+    (the one validated and later read); a missing one joins ``problems``."""
     if key is None:
         return None
-    source = bucket.find_source(upload.bucket, key)
-    if source is None:
+    found = bucket.find_version(upload.bucket, key)
+    if found is None:
         problems.append(f"{setting}: there is no object s3://{upload.bucket}/{key}")
-    return source
+    return found
+
+
+def _source(bucket: TrainingBucket, file: UploadRef | None) -> DataSource | None:
+    return None if file is None else bucket.source(file.bucket, file.key, file.version_id)
 
 
 def _estimate_evaluation(
