@@ -64,6 +64,10 @@ class DatasetRecord(BaseModel):
     created_at: datetime
     # A retrain: the model whose lineage (this very upload version) it trains again.
     retrained_from: str | None = None
+    # The exact versions of the files the settings name (validation-key, eval-key) that
+    # were validated and that the run reads; a retrain reads them again.
+    validation_file: UploadRef | None = None
+    eval_file: UploadRef | None = None
 
 
 class JobSummary(BaseModel):

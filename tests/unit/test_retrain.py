@@ -58,7 +58,11 @@ UPLOAD = UploadRef(bucket=BUCKET, key="training/support.jsonl", version_id="v1")
 
 
 def seed(
-    registry: Any, *, settings: JobSettings | None = None, sha256: str | None = SHA256
+    registry: Any,
+    *,
+    settings: JobSettings | None = None,
+    sha256: str | None = SHA256,
+    eval_file: UploadRef | None = None,
 ) -> None:
     """An OpenAI model trained on UPLOAD (n_epochs 3, for ALIAS), which ALIAS serves."""
     original = settings or JobSettings(
@@ -78,6 +82,7 @@ def seed(
             summary="VALID",
             settings=original,
             created_at=NOW,
+            eval_file=eval_file,
         )
     )
     registry.register_model(
@@ -269,6 +274,54 @@ def test_a_version_that_is_gone_is_refused_and_notified(
     assert notice.dataset.version_id == "v1"
     record = registry.datasets[result.dataset_id]
     assert (record.status, record.retrained_from) == ("rejected", MODEL)
+
+
+HELD_OUT = UploadRef(bucket=BUCKET, key="evaluation/heldout.jsonl", version_id="e1")
+
+
+def evaluated_registry() -> InMemoryRegistry:
+    """The model of ``seed``, its run evaluated on HELD_OUT's version e1."""
+    registry = InMemoryRegistry()
+    settings = JobSettings(
+        base_model="gpt-4o-mini-2024-07-18",
+        suffix="support",
+        hyperparameters=Hyperparameters(n_epochs=3),
+        alias=ALIAS,
+        eval_key=HELD_OUT.key,
+    )
+    seed(registry, settings=settings, eval_file=HELD_OUT)
+    return registry
+
+
+def test_a_retrain_reads_the_eval_file_at_the_version_the_original_run_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    registry = evaluated_registry()
+    step = ports(registry)
+    assert isinstance(step.bucket, FakeBucket)
+    step.bucket.objects[(BUCKET, HELD_OUT.key)] = TRAINING  # whatever the key holds now
+    wanted = order(registry)
+    result = validate_retrain(wanted, step, registry, defaults(monkeypatch), NOW)
+    assert result.status == "launched"
+    assert (HELD_OUT.key, "e1") in step.bucket.reads
+    assert isinstance(step.workflow, FakeWorkflow)
+    [request] = step.workflow.started.values()
+    assert (request.eval_key, request.eval_version_id) == (HELD_OUT.key, "e1")
+    assert registry.datasets[wanted.dataset_id].eval_file == HELD_OUT
+
+
+def test_a_retrain_whose_eval_version_is_gone_is_refused_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    registry = evaluated_registry()
+    step = ports(registry)  # the held-out file is not in the bucket any more
+    result = validate_retrain(order(registry), step, registry, defaults(monkeypatch), NOW)
+    assert result.status == "rejected"
+    assert isinstance(step.notifier, FakeNotifier)
+    [notice] = step.notifier.sent
+    assert f"eval-key: s3://{BUCKET}/{HELD_OUT.key} version e1 is gone" in (
+        notice.error_message or ""
+    )
 
 
 def test_the_s3_adapter_tells_a_deleted_version_from_a_kept_one(

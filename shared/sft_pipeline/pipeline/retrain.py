@@ -49,6 +49,8 @@ class RetrainPlan:
     upload: UploadRef
     sha256: str
     settings: JobSettings
+    # The validation and eval files at the versions the original run read.
+    named_files: tuple[UploadRef, ...] = ()
 
     @property
     def dataset_id(self) -> str:
@@ -90,7 +92,15 @@ def plan_retrain(
         hyperparameters=settings.hyperparameters,
         requested_by=requested_by,
     )
-    return RetrainPlan(order=order, model=model, upload=upload, sha256=sha256, settings=settings)
+    named_files = tuple(file for file in (dataset.validation_file, dataset.eval_file) if file)
+    return RetrainPlan(
+        order=order,
+        model=model,
+        upload=upload,
+        sha256=sha256,
+        settings=settings,
+        named_files=named_files,
+    )
 
 
 @dataclass(frozen=True)

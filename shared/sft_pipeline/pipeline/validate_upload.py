@@ -130,9 +130,11 @@ class _Run:
     settings: JobSettings
     setting_problems: list[str]
     report_key: str
-    # A retrain's lineage: the sha256 the version must still have, the model retrained.
+    # A retrain's lineage: the sha256 the version must still have, the model retrained,
+    # and the versions of the named files the original run read.
     expected_sha256: str | None = None
     retrained_from: str | None = None
+    named_files: tuple[UploadRef, ...] = ()
 
 
 def validate_upload(
@@ -175,6 +177,7 @@ def validate_retrain(
         report_key=f"{settings.reports_prefix}retrains/{plan.dataset_id}.report",
         expected_sha256=plan.sha256,
         retrained_from=plan.model.model_id,
+        named_files=plan.named_files,
     )
     if not ports.bucket.version_exists(plan.upload):
         message = (
@@ -190,10 +193,10 @@ def _validate_and_start(
 ) -> ValidateUploadResult:
     upload, job_settings, setting_problems = run.upload, run.settings, list(run.setting_problems)
     validation_file = _named_file(
-        ports.bucket, upload, job_settings.validation_key, "validation-key", setting_problems
+        ports.bucket, run, job_settings.validation_key, "validation-key", setting_problems
     )
     evaluation_file = _named_file(
-        ports.bucket, upload, job_settings.eval_key, "eval-key", setting_problems
+        ports.bucket, run, job_settings.eval_key, "eval-key", setting_problems
     )
     validation_source = _source(ports.bucket, validation_file)
     evaluation_source = _source(ports.bucket, evaluation_file)
@@ -250,6 +253,8 @@ def _validate_and_start(
         rejection_code=rejection,
         created_at=started,
         retrained_from=run.retrained_from,
+        validation_file=validation_file,
+        eval_file=evaluation_file,
     )
     ports.registry.put_dataset(record)
     if rejection:
@@ -368,15 +373,26 @@ def _has_held_out_set(settings: JobSettings) -> bool:
 
 
 def _named_file(
-    bucket: TrainingBucket, upload: UploadRef, key: str | None, setting: str, problems: list[str]
+    bucket: TrainingBucket, run: _Run, key: str | None, setting: str, problems: list[str]
 ) -> UploadRef | None:
-    """The file a metadata ``setting`` names in the upload's bucket, at its current version
-    (the one validated and later read); a missing one joins ``problems``."""
+    """The file a metadata ``setting`` names in the upload's bucket, at the version the run
+    validates and later reads: the current one, or for a retrain the one the original run
+    read. A missing file or version joins ``problems``."""
     if key is None:
         return None
-    found = bucket.find_version(upload.bucket, key)
+    where = f"s3://{run.upload.bucket}/{key}"
+    pinned = next((file for file in run.named_files if file.key == key), None)
+    if pinned is not None:
+        if bucket.version_exists(pinned):
+            return pinned
+        problems.append(
+            f"{setting}: {where} version {pinned.version_id} is gone: "
+            f"{run.retrained_from} was validated and evaluated with it"
+        )
+        return None
+    found = bucket.find_version(run.upload.bucket, key)
     if found is None:
-        problems.append(f"{setting}: there is no object s3://{upload.bucket}/{key}")
+        problems.append(f"{setting}: there is no object {where}")
     return found
 
 
