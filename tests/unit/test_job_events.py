@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -174,15 +174,6 @@ def test_a_bedrock_job_still_going_wakes_nothing(status: str) -> None:
 
 
 # ---------------------------------------------------------------- parked waits, both registries
-
-
-@pytest.fixture(params=["dynamodb", "in_memory"])
-def registry(request: pytest.FixtureRequest) -> Iterator[Registry | InMemoryRegistry]:
-    if request.param == "in_memory":
-        yield InMemoryRegistry()
-        return
-    with mock_aws():
-        yield Registry(registry_table())
 
 
 def test_a_parked_wait_is_taken_once(registry: Registry | InMemoryRegistry) -> None:

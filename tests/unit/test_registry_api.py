@@ -42,15 +42,6 @@ def table() -> Iterator[Any]:
         yield registry_table()
 
 
-@pytest.fixture(params=["dynamodb", "in_memory"])
-def registry(request: pytest.FixtureRequest) -> Iterator[Registry | InMemoryRegistry]:
-    if request.param == "in_memory":
-        yield InMemoryRegistry()
-        return
-    with mock_aws():
-        yield Registry(registry_table())
-
-
 AnyRegistry = Registry | InMemoryRegistry
 
 
