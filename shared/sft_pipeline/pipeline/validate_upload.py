@@ -274,20 +274,19 @@ def _validate_and_start(
         )
         return ValidateUploadResult(run.dataset_id, "rejected", report_uri, summary)
     training_key, validation_key = upload.key, job_settings.validation_key
-    validation_version = validation_file.version_id if validation_file else None
     if _splits(job_settings):
         training_key, validation_key = split_holdout(
             ports.bucket, upload, settings.prepared_prefix, job_settings.holdout_percent
         )
-        validation_version = None  # written by this run, never by anyone else
     request = WorkflowRequest(
         dataset_id=run.dataset_id,
         upload=upload,
         training_key=training_key,
         validation_key=validation_key,
         eval_key=job_settings.eval_key or validation_key,
-        validation_version_id=validation_version,
-        eval_version_id=evaluation_file.version_id if evaluation_file else validation_version,
+        # No validation file is named when the run splits its own (it reads it as written).
+        validation_version_id=validation_file.version_id if validation_file else None,
+        eval_version_id=evaluation_file.version_id if evaluation_file else None,
         examples=report.stats.examples,
         settings=job_settings,
         poll=settings.poll_policy(),
