@@ -166,9 +166,6 @@ class FakeBucket:
 
         return DataSource(name=f"s3://{bucket}/{key}", open=opener, size=len(data))
 
-    def find_source(self, bucket: str, key: str) -> DataSource | None:
-        return self.source(bucket, key) if (bucket, key) in self.objects else None
-
     def find_version(self, bucket: str, key: str) -> UploadRef | None:
         return UploadRef(bucket=bucket, key=key) if (bucket, key) in self.objects else None
 

@@ -101,15 +101,6 @@ class TrainingBucket:
             raise
         return exact
 
-    def find_source(self, bucket: str, key: str) -> DataSource | None:
-        """The object's current version, or None when the key holds no object."""
-        try:
-            return self.source(bucket, key)
-        except self._client.exceptions.ClientError as error:
-            if error.response.get("Error", {}).get("Code") in _NOT_FOUND:
-                return None
-            raise
-
     def put(
         self,
         bucket: str,

@@ -62,7 +62,7 @@ class GenerationBucket(Protocol):
 
     def source(self, bucket: str, key: str, version_id: str | None = None) -> DataSource: ...
 
-    def find_source(self, bucket: str, key: str) -> DataSource | None: ...
+    def find_version(self, bucket: str, key: str) -> UploadRef | None: ...
 
     def put(
         self,
@@ -198,7 +198,7 @@ def generate_batch(
     (a retried task)."""
     run, where = item.run, item.run.spec.bucket
     out_key = attempts_key(item.batch_key)
-    if bucket.find_source(where, out_key) is not None:
+    if bucket.find_version(where, out_key) is not None:
         return {"batch": item.batch_key, "made": None, "stopped": "written before"}
     spec = read_spec(bucket, run.spec)
     manifest = BatchManifest.model_validate_json(
@@ -282,7 +282,7 @@ def merge_generation(
         ports.bucket.put(where, keys["eval"], _jsonl(held_out), "application/jsonl")
         metadata["eval-key"] = keys["eval"]
     # Written once: a second write would be a second version, and a second fine-tuning run.
-    if ports.bucket.find_source(where, keys["train"]) is None:
+    if ports.bucket.find_version(where, keys["train"]) is None:
         ports.bucket.put(where, keys["train"], _jsonl(train), "application/jsonl", metadata)
     _notify_once(
         ports,
