@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import itertools
 import json
 import os
 import sys
@@ -25,7 +26,6 @@ import threading
 import time
 import traceback
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -201,7 +201,10 @@ class _FunctionGate:
         self._turn = threading.Condition()
         self._function: str | None = None
         self._running = 0
-        self._waiting: Counter[str] = Counter()
+        # Waiting invocations by arrival (ticket -> function): one may enter only behind waiters of
+        # its own function, so a freed gate goes to the longest waiting, not the first to wake.
+        self._waiting: dict[int, str] = {}
+        self._tickets = itertools.count()
         self._undo: Callable[[], None] = lambda: None
         self._inside = threading.local()
 
@@ -216,10 +219,12 @@ class _FunctionGate:
                 "Lambda seam cannot run"
             )
         with self._turn:
-            self._waiting[function_name] += 1
-            while not self._may_enter(function_name):
+            ticket = next(self._tickets)
+            self._waiting[ticket] = function_name
+            while not self._may_enter(ticket, function_name):
                 self._turn.wait()
-            self._waiting[function_name] -= 1
+            del self._waiting[ticket]
+            self._turn.notify_all()
             if self._running == 0:
                 self._function = function_name
                 self._undo = self._set_up(function_name, environment)
@@ -236,13 +241,10 @@ class _FunctionGate:
                     self._function = None
                     self._turn.notify_all()
 
-    def _may_enter(self, function_name: str) -> bool:
-        if self._running == 0:
-            return True
-        others_waiting = any(
-            count for name, count in self._waiting.items() if name != function_name
-        )
-        return self._function == function_name and not others_waiting
+    def _may_enter(self, ticket: int, function_name: str) -> bool:
+        if self._running and self._function != function_name:
+            return False
+        return all(name == function_name for older, name in self._waiting.items() if older < ticket)
 
 
 def _import_handler_module(name: str, path: Path) -> ModuleType:

@@ -139,13 +139,30 @@ def test_a_function_waiting_its_turn_is_not_starved_by_newcomers(tmp_path: Path)
         send_to_queue=unsent,
     )
     with ThreadPoolExecutor(max_workers=3) as pool:
-        first_blue = pool.submit(invoke, seam, "Blue", {"seconds": 0.3})
-        time.sleep(0.05)
+        first_blue = pool.submit(invoke, seam, "Blue", {"seconds": 0.6})
+        time.sleep(0.15)
         green = pool.submit(invoke, seam, "Green", {"seconds": 0.0})
-        time.sleep(0.05)
+        time.sleep(0.15)
         late_blue = pool.submit(invoke, seam, "Blue", {"seconds": 0.0})
         assert green.result()["started"] < late_blue.result()["started"]
         assert green.result()["started"] >= first_blue.result()["ended"]
+
+
+def test_invocations_waiting_for_the_same_function_enter_together(tmp_path: Path) -> None:
+    seam = LambdaSeam(
+        functions={
+            "Blue": function_code(tmp_path, "blue", SLOW_HANDLER, COLOUR="blue"),
+            "Green": function_code(tmp_path, "green", SLOW_HANDLER, COLOUR="green"),
+        },
+        send_to_queue=unsent,
+    )
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        blue = pool.submit(invoke, seam, "Blue", {"seconds": 0.6})
+        time.sleep(0.15)
+        greens = [pool.submit(invoke, seam, "Green", {"seconds": 0.3}) for _ in range(2)]
+        first, second = (green.result() for green in greens)
+    assert min(first["started"], second["started"]) >= blue.result()["ended"]
+    assert max(first["started"], second["started"]) < min(first["ended"], second["ended"])
 
 
 def test_a_handler_invoking_another_function_synchronously_is_refused_by_name(
