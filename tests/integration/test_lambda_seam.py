@@ -119,8 +119,8 @@ def test_different_functions_take_turns_and_see_only_their_own_settings(
         send_to_queue=unsent,
     )
     with ThreadPoolExecutor(max_workers=2) as pool:
-        blue = pool.submit(invoke, seam, "Blue", {"seconds": 0.3})
-        time.sleep(0.05)
+        blue = pool.submit(invoke, seam, "Blue", {"seconds": 0.6})
+        time.sleep(0.15)
         green = pool.submit(invoke, seam, "Green", {"seconds": 0.0})
         first, second = blue.result(), green.result()
     assert second["started"] >= first["ended"]
