@@ -65,6 +65,7 @@ from sft_pipeline.pipeline.evaluation_steps import (
 from sft_pipeline.providers.openai_provider import TIMEOUTS, OpenAIProvider
 
 GOAL = 8.0
+GOAL_CONCURRENCY = 10  # the goal is stated for this MaxConcurrency only
 TRAINING_KEY = "training/support-bench.jsonl"
 HELD_OUT_KEY = "evaluation/support-bench-heldout.jsonl"
 UPLOAD_METADATA = {"alias": "support-bench", "seed": "7", "suffix": "bench"}
@@ -643,11 +644,13 @@ def report(mapped: MapRun, sequential: PathRun, sequential_summary: EvaluationSu
         f"{phases['evaluation']:.1f} s); whole run, upload to end: {mapped.whole_run:.1f} s"
     )
     speedup = sequential.seconds / mapped.run.seconds
-    met = "met" if speedup >= GOAL else "NOT met"
-    print(
-        f"speedup map/sequential: {speedup:.1f}x "
-        f"(goal >= {GOAL:.0f}x at MaxConcurrency {mapped.concurrency}: {met})"
-    )
+    if mapped.concurrency == GOAL_CONCURRENCY:
+        verdict = f"goal >= {GOAL:.0f}x at MaxConcurrency {GOAL_CONCURRENCY}: " + (
+            "met" if speedup >= GOAL else "NOT met"
+        )
+    else:
+        verdict = f"the goal is stated at MaxConcurrency {GOAL_CONCURRENCY}, not judged here"
+    print(f"speedup map/sequential: {speedup:.1f}x ({verdict})")
     print("\nscores (map path):")
     print("\n".join(table(tuple(score_table(mapped.summary)[0]), score_table(mapped.summary)[1:])))
     decision = mapped.summary.decision
