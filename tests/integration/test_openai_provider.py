@@ -196,6 +196,18 @@ def test_bad_key_and_timeout(emulator: OpenAIEmulator) -> None:
     with pytest.raises(ProviderTransientError) as timed_out:
         impatient.find_job("t")
     assert timed_out.value.code == "timeout"
+    host = emulator.base_url.split("//")[1].split("/")[0]
+    assert timed_out.value.message == f"{host} did not answer in time"
+
+
+def test_an_unreachable_endpoint_is_named_without_its_credentials() -> None:
+    nowhere = OpenAIProvider(
+        openai.OpenAI(base_url="http://user:secret@127.0.0.1:9/v1", api_key="k", max_retries=0)
+    )
+    with pytest.raises(ProviderTransientError) as unreachable:
+        nowhere.find_job("t")
+    assert unreachable.value.code == "connection_error"
+    assert unreachable.value.message == "could not reach 127.0.0.1:9"
 
 
 def test_large_files_go_through_the_uploads_api(

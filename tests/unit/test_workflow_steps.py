@@ -341,7 +341,7 @@ def test_poll_waits_out_a_provider_outage_and_tells_it_once(
         None,
     )
     assert state.job.outage_notified and len(notifier.sent) == 1
-    provider.fail_with = ProviderTransientError("timeout", "OpenAI did not answer in time")
+    provider.fail_with = ProviderTransientError("timeout", "api.openai.com did not answer in time")
     for minute in range(11, 18):
         state.job = poll(state, provider, registry, notifier, NOW + timedelta(minutes=minute))
     assert state.job.failed_polls == 7 and len(notifier.sent) == 1
@@ -363,7 +363,9 @@ def test_an_outage_ends_the_run_only_at_the_jobs_maximum_duration(
     provider = FakeProvider()
     notifier = FakeNotifier()
     state = launched(provider, files, registry)
-    provider.fail_with = ProviderTransientError("connection_error", "could not reach OpenAI")
+    provider.fail_with = ProviderTransientError(
+        "connection_error", "could not reach api.openai.com"
+    )
     state.job = poll(state, provider, registry, notifier, NOW + timedelta(seconds=3599))
     assert not state.job.timed_out
     state.job = poll(state, provider, registry, notifier, NOW + timedelta(seconds=3600))
@@ -420,7 +422,7 @@ class AcceptsThenTimesOut(FakeProvider):
 
     def create_job(self, request: JobRequest) -> ProviderJob:
         super().create_job(request)
-        raise ProviderTransientError("timeout", "OpenAI did not answer in time")
+        raise ProviderTransientError("timeout", "api.openai.com did not answer in time")
 
 
 def test_launch_adopts_the_job_a_timed_out_create_made(

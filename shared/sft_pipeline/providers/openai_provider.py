@@ -74,6 +74,13 @@ def _retry_after(exc: openai.APIStatusError) -> float | None:
     return None
 
 
+def _endpoint(exc: openai.APIConnectionError) -> str:
+    """The host the request went to (the base URL may point anywhere OpenAI-compatible);
+    never the whole URL, which could carry credentials."""
+    url = exc.request.url
+    return f"{url.host}:{url.port}" if url.port else url.host
+
+
 def translate_error(exc: openai.OpenAIError) -> ProviderError:
     """Map the SDK's exceptions onto the port's transient / rate-limited / permanent split.
 
@@ -82,9 +89,9 @@ def translate_error(exc: openai.OpenAIError) -> ProviderError:
     """
     message = redact_secrets(exc.message if isinstance(exc, openai.APIError) else str(exc))
     if isinstance(exc, openai.APITimeoutError):
-        return ProviderTransientError("timeout", "OpenAI did not answer in time")
+        return ProviderTransientError("timeout", f"{_endpoint(exc)} did not answer in time")
     if isinstance(exc, openai.APIConnectionError):
-        return ProviderTransientError("connection_error", "could not reach OpenAI")
+        return ProviderTransientError("connection_error", f"could not reach {_endpoint(exc)}")
     if isinstance(exc, openai.RateLimitError):
         code = _error_code(exc, "rate_limit_exceeded")
         wait = _retry_after(exc)
