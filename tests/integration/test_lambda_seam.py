@@ -10,7 +10,7 @@ import os
 import time
 import zipfile
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -106,6 +106,27 @@ def test_invocations_of_one_function_run_at_the_same_time(tmp_path: Path) -> Non
     assert max(result["started"] for result in results) < min(result["ended"] for result in results)
 
 
+# Long enough for a submitted invocation to reach the gate on a busy machine.
+HEAD_START = 0.15
+
+
+def blue_and_green(tmp_path: Path) -> LambdaSeam:
+    return LambdaSeam(
+        functions={
+            "Blue": function_code(tmp_path, "blue", SLOW_HANDLER, COLOUR="blue"),
+            "Green": function_code(tmp_path, "green", SLOW_HANDLER, COLOUR="green"),
+        },
+        send_to_queue=unsent,
+    )
+
+
+def blue_running(pool: ThreadPoolExecutor, seam: LambdaSeam) -> Future[dict[str, Any]]:
+    """Blue, inside the gate for a while by the time this returns."""
+    blue = pool.submit(invoke, seam, "Blue", {"seconds": 4 * HEAD_START})
+    time.sleep(HEAD_START)
+    return blue
+
+
 def test_different_functions_take_turns_and_see_only_their_own_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -119,8 +140,7 @@ def test_different_functions_take_turns_and_see_only_their_own_settings(
         send_to_queue=unsent,
     )
     with ThreadPoolExecutor(max_workers=2) as pool:
-        blue = pool.submit(invoke, seam, "Blue", {"seconds": 0.6})
-        time.sleep(0.15)
+        blue = blue_running(pool, seam)
         green = pool.submit(invoke, seam, "Green", {"seconds": 0.0})
         first, second = blue.result(), green.result()
     assert second["started"] >= first["ended"]
@@ -131,34 +151,20 @@ def test_different_functions_take_turns_and_see_only_their_own_settings(
 
 
 def test_a_function_waiting_its_turn_is_not_starved_by_newcomers(tmp_path: Path) -> None:
-    seam = LambdaSeam(
-        functions={
-            "Blue": function_code(tmp_path, "blue", SLOW_HANDLER, COLOUR="blue"),
-            "Green": function_code(tmp_path, "green", SLOW_HANDLER, COLOUR="green"),
-        },
-        send_to_queue=unsent,
-    )
+    seam = blue_and_green(tmp_path)
     with ThreadPoolExecutor(max_workers=3) as pool:
-        first_blue = pool.submit(invoke, seam, "Blue", {"seconds": 0.6})
-        time.sleep(0.15)
+        first_blue = blue_running(pool, seam)
         green = pool.submit(invoke, seam, "Green", {"seconds": 0.0})
-        time.sleep(0.15)
+        time.sleep(HEAD_START)
         late_blue = pool.submit(invoke, seam, "Blue", {"seconds": 0.0})
         assert green.result()["started"] < late_blue.result()["started"]
         assert green.result()["started"] >= first_blue.result()["ended"]
 
 
 def test_invocations_waiting_for_the_same_function_enter_together(tmp_path: Path) -> None:
-    seam = LambdaSeam(
-        functions={
-            "Blue": function_code(tmp_path, "blue", SLOW_HANDLER, COLOUR="blue"),
-            "Green": function_code(tmp_path, "green", SLOW_HANDLER, COLOUR="green"),
-        },
-        send_to_queue=unsent,
-    )
+    seam = blue_and_green(tmp_path)
     with ThreadPoolExecutor(max_workers=3) as pool:
-        blue = pool.submit(invoke, seam, "Blue", {"seconds": 0.6})
-        time.sleep(0.15)
+        blue = blue_running(pool, seam)
         greens = [pool.submit(invoke, seam, "Green", {"seconds": 0.3}) for _ in range(2)]
         first, second = (green.result() for green in greens)
     assert min(first["started"], second["started"]) >= blue.result()["ended"]
