@@ -8,7 +8,10 @@ going to the earlier line. A degraded fine-tune answers a share of the prompts
 (chosen by a hash of the prompt, so the same ones every time) from the wrong
 example, half the training set away from the right one. A base model, or a
 fine-tune with nothing it could learn from, answers generically: one sentence
-that names the question and copies no training reply.
+that names the question and copies no training reply. Shown answered questions
+earlier in the conversation (a few-shot prompt), a base model answers the way
+the closest of them was answered when it is close enough (a cosine of at least
+``IN_CONTEXT_SIMILARITY``), so a few-shot prompt helps where its examples match.
 
 Tokens are counted as one per four characters, at least one per text. Chat
 answers take ``DEFAULT_CHAT_LATENCY`` seconds unless the stand-in is told
@@ -21,12 +24,14 @@ import hashlib
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from itertools import pairwise
 from typing import Generic, TypeVar
 
 CHARS_PER_TOKEN = 4
 DEFAULT_CHAT_LATENCY = 0.1
 GENERIC_SNIPPET_WORDS = 8
+IN_CONTEXT_SIMILARITY = 0.5
 WORD = re.compile(r"\w+")
 
 Reply = TypeVar("Reply")
@@ -46,6 +51,19 @@ def generic_reply(question: str) -> str:
         f'Thanks for your question about "{snippet}". I can only give general guidance here: '
         "please share a few more details so I can help."
     )
+
+
+def in_context_reply(turns: Sequence[tuple[str, str]]) -> str | None:
+    """A base model's answer to the last of ``turns`` (role, text) when an earlier user turn
+    that an assistant turn answered is close to it: that answer; None when none is."""
+    if not turns or turns[-1][0] != "user":
+        return None
+    shown = [
+        (question, answer)
+        for (role, question), (next_role, answer) in pairwise(turns)
+        if role == "user" and next_role == "assistant" and answer
+    ]
+    return ExampleMemory(shown).recall(turns[-1][1], at_least=IN_CONTEXT_SIMILARITY)
 
 
 def _words(text: str) -> list[str]:
@@ -83,8 +101,11 @@ class ExampleMemory(Generic[Reply]):
     def __len__(self) -> int:
         return len(self._replies)
 
-    def recall(self, prompt: str, *, degradation: float = 0.0) -> Reply | None:
-        """The reply to ``prompt``; None when there are no examples.
+    def recall(
+        self, prompt: str, *, degradation: float = 0.0, at_least: float = 0.0
+    ) -> Reply | None:
+        """The reply to ``prompt``; None when there are no examples, or when none is at least
+        ``at_least`` similar to it (0: the closest always answers).
 
         ``degradation`` is the share of prompts answered from the wrong example.
         """
@@ -95,6 +116,8 @@ class ExampleMemory(Generic[Reply]):
             for index, example_weight in self._postings.get(word, ()):
                 scores[index] = scores.get(index, 0.0) + weight * example_weight
         best = min(scores, key=lambda index: (-scores[index], index), default=0)
+        if at_least > 0 and scores.get(best, 0.0) < at_least:
+            return None
         if degradation > 0 and _share(prompt) < degradation:
             best = (best + max(1, len(self._replies) // 2)) % len(self._replies)
         return self._replies[best]

@@ -1,5 +1,6 @@
 """Emulated fine-tunes behave like fine-tunes: they answer from their own training set, their
-base models answer generically, a degraded one answers wrongly, and answers take their time.
+base models answer generically (or like the answered questions a few-shot prompt shows them), a
+degraded one answers wrongly, and answers take their time.
 
 Both the OpenAI emulator (through the official SDK) and the Bedrock stand-in (through boto3).
 """
@@ -15,7 +16,7 @@ import pytest
 from openai import OpenAI
 
 from sft_local.bedrock_standin import BedrockStandIn, BedrockTimeline
-from sft_local.emulated_answers import ExampleMemory, generic_reply
+from sft_local.emulated_answers import ExampleMemory, generic_reply, in_context_reply
 from sft_local.openai_emulator import JobTimeline, OpenAIEmulator
 from tests.integration.test_bedrock_standin import client as boto_client
 
@@ -42,6 +43,8 @@ PARAPHRASES = [
     ("where do I find an invoice to download", EXAMPLES[1][1]),
     ("what is the warranty for a tent", EXAMPLES[5][1]),
 ]
+# A few-shot prompt's examples: the password, warranty and Canada questions, answered.
+SHOTS = [EXAMPLES[0], EXAMPLES[5], EXAMPLES[3]]
 TOOL_CALL = {
     "id": "call_1",
     "type": "function",
@@ -104,6 +107,23 @@ def test_degradation_answers_the_chosen_share_of_prompts_from_another_example() 
     assert 0 < sum(got != want for got, want in zip(partly, right, strict=True)) < len(questions)
 
 
+def shown(question: str) -> list[tuple[str, str]]:
+    """A few-shot prompt's turns (role, text), then ``question``."""
+    answered = [turn for q, r in SHOTS for turn in (("user", q), ("assistant", r))]
+    return [("system", SYSTEM), *answered, ("user", question)]
+
+
+def test_shown_answered_questions_answer_only_a_close_question() -> None:
+    assert in_context_reply(shown(PARAPHRASES[0][0])) == PARAPHRASES[0][1]
+    assert in_context_reply(shown(PARAPHRASES[2][0])) == PARAPHRASES[2][1]
+    # No shown question is about invoices.
+    assert in_context_reply(shown(PARAPHRASES[1][0])) is None
+    assert in_context_reply([("system", SYSTEM), ("user", PARAPHRASES[0][0])]) is None
+    # The conversation is the assistant's to end, not to answer.
+    assert in_context_reply(shown(PARAPHRASES[0][0])[:-1]) is None
+    assert in_context_reply([]) is None
+
+
 # The OpenAI emulator
 
 
@@ -145,6 +165,19 @@ def test_the_base_model_answers_generically(emulator: OpenAIEmulator, client: Op
     for question, _ in PARAPHRASES:
         answer = ask(client, "gpt-4o-mini", question)
         assert answer == generic_reply(question) and answer not in replies
+
+
+def test_a_base_model_shown_answered_questions_answers_a_close_one_like_them(
+    client: OpenAI,
+) -> None:
+    for question, reply in PARAPHRASES:
+        completion = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": role, "content": text} for role, text in shown(question)],
+            temperature=0,
+        )
+        answer = completion.choices[0].message.content
+        assert answer == (reply if reply in dict(SHOTS).values() else generic_reply(question))
 
 
 def test_a_degraded_fine_tune_answers_from_the_wrong_example(
@@ -307,6 +340,23 @@ def test_a_base_model_on_demand_answers_generically(bedrock: Bedrock, model_id: 
     for question, _ in PARAPHRASES:
         answer = bedrock.ask(model_id, question)
         assert answer == generic_reply(question) and answer not in replies
+
+
+def test_a_base_model_on_demand_shown_answered_questions_answers_a_close_one_like_them(
+    bedrock: Bedrock,
+) -> None:
+    for question, reply in PARAPHRASES:
+        turns = shown(question)
+        response = bedrock.runtime.converse(
+            modelId="amazon.nova-micro-v1:0",
+            system=[{"text": SYSTEM}],
+            messages=[{"role": role, "content": [{"text": text}]} for role, text in turns[1:]],
+            inferenceConfig={"temperature": 0},
+        )
+        [block] = response["output"]["message"]["content"]
+        assert block["text"] == (
+            reply if reply in dict(SHOTS).values() else generic_reply(question)
+        )
 
 
 def test_a_degraded_custom_model_answers_from_the_wrong_example(bedrock: Bedrock) -> None:

@@ -1,4 +1,5 @@
-"""Converse answers: a custom model answers from its training data, a base model generically.
+"""Converse answers: a custom model answers from its training data, a base model generically
+(or from the answered questions its prompt shows).
 
 How the answer is chosen is in ``sft_local.emulated_answers``. A custom model
 learns from every ``bedrock-conversation-2024`` record of its training data:
@@ -34,6 +35,7 @@ from sft_local.emulated_answers import (
     ExampleMemory,
     approximate_tokens,
     generic_reply,
+    in_context_reply,
 )
 from sft_local.emulated_generation import (
     GenerationFault,
@@ -73,7 +75,7 @@ def answer(
         trained: Reply | None = generated
     else:
         trained = (
-            None
+            _in_context(request.messages)
             if memory is None
             else memory.recall("\n".join(user_texts), degradation=degradation)
         )
@@ -110,6 +112,12 @@ def answer(
         ),
         metrics=ConverseMetrics(latency_ms=latency_ms),
     )
+
+
+def _in_context(messages: list[Message]) -> Reply | None:
+    """A base model's answer from the answered questions its prompt shows, if one is close."""
+    shown = in_context_reply([(message.role, message.text()) for message in messages])
+    return None if shown is None else (OutputContentBlock(text=shown),)
 
 
 def _generated(

@@ -1,4 +1,5 @@
-"""Chat completions: a fine-tune answers from its training file, a base model generically.
+"""Chat completions: a fine-tune answers from its training file, a base model generically
+(or from the answered questions its prompt shows).
 
 How the answer is chosen is in ``sft_local.emulated_answers``. A fine-tune
 learns from every line of its training file that parses: a chat example's
@@ -20,6 +21,7 @@ from sft_local.emulated_answers import (
     ExampleMemory,
     approximate_tokens,
     generic_reply,
+    in_context_reply,
 )
 from sft_local.emulated_generation import (
     GenerationFault,
@@ -74,7 +76,8 @@ def complete(
     elif memory is not None:
         trained = memory.recall("\n".join(user_texts), degradation=degradation)
     else:
-        trained = None
+        shown = in_context_reply([(message.role, message.text()) for message in request.messages])
+        trained = None if shown is None else TrainedReply(shown)
     if trained is None:
         trained = TrainedReply(generic_reply(user_texts[-1] if user_texts else ""))
     calls = [
