@@ -224,7 +224,7 @@ class _FunctionGate:
             while not self._may_enter(ticket, function_name):
                 self._turn.wait()
             del self._waiting[ticket]
-            self._turn.notify_all()
+            self._turn.notify_all()  # a waiter of this function behind this one may follow
             if self._running == 0:
                 self._function = function_name
                 self._undo = self._set_up(function_name, environment)
