@@ -116,7 +116,7 @@ class ExampleMemory(Generic[Reply]):
             for index, example_weight in self._postings.get(word, ()):
                 scores[index] = scores.get(index, 0.0) + weight * example_weight
         best = min(scores, key=lambda index: (-scores[index], index), default=0)
-        if at_least > 0 and scores.get(best, 0.0) < at_least:
+        if scores.get(best, 0.0) < at_least:
             return None
         if degradation > 0 and _share(prompt) < degradation:
             best = (best + max(1, len(self._replies) // 2)) % len(self._replies)
